@@ -1,0 +1,72 @@
+"""Put a PEFT LoRA wrapper on a shared base model and take it off again without a trace.
+
+Bases are cached per process (lora.bases.load_base), so training or evaluating an adapter must not leave LoRA
+layers, frozen parameters or train mode behind on the base. peft's get_peft_model injects layers in place;
+`unload()` swaps the original Linear modules back. We also restore requires_grad flags and train/eval mode,
+which unload does not. One wrapper at a time per base: other threads wait, the same thread gets an error.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from contextlib import contextmanager
+
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+from lora.adapter import Adapter
+
+_locks: "weakref.WeakKeyDictionary[object, threading.RLock]" = weakref.WeakKeyDictionary()
+_locks_guard = threading.Lock()
+
+
+def _lock_for(model) -> threading.RLock:
+    with _locks_guard:
+        if model not in _locks:
+            _locks[model] = threading.RLock()
+        return _locks[model]
+
+
+@contextmanager
+def exclusive(model):
+    """Hold the model's lock: a plain forward pass of a shared base must not see another thread's LoRA layers."""
+    with _lock_for(model):
+        yield model
+
+
+@contextmanager
+def wrapped(model, config: LoraConfig, adapter: Adapter | None = None):
+    """Yield a PeftModel around `model` with a fresh LoRA from `config` (or `adapter`'s weights loaded into it).
+
+    Threads sharing a base take turns (a per-model lock): the wrapper changes the shared modules in place."""
+    with _lock_for(model):
+        with _wrapped(model, config, adapter) as peft_model:
+            yield peft_model
+
+
+@contextmanager
+def _wrapped(model, config: LoraConfig, adapter: Adapter | None):
+    if hasattr(model, "peft_config"):
+        raise RuntimeError("this base already carries a PEFT adapter; nested wrapping is not supported")
+    flags = {name: p.requires_grad for name, p in model.named_parameters()}
+    was_training = model.training
+    name = config.base_model_name_or_path
+    peft_model = get_peft_model(model, config)
+    if name is not None:  # get_peft_model overwrites it with the model's own name_or_path; ours names the base
+        peft_model.peft_config["default"].base_model_name_or_path = name
+    try:
+        if adapter is not None:
+            device = next(model.parameters()).device
+            tensors = {k: v.to(device) for k, v in adapter.tensors.items()}
+            result = set_peft_model_state_dict(peft_model, tensors)
+            unexpected = [k for k in result.unexpected_keys if "lora_" in k]
+            if unexpected:
+                raise ValueError(f"adapter tensors do not fit this base: {unexpected[:3]}")
+        yield peft_model
+    finally:
+        peft_model.unload()
+        for attr in ("peft_config", "_hf_peft_config_loaded"):
+            if attr in model.__dict__:
+                delattr(model, attr)
+        for name, p in model.named_parameters():
+            p.requires_grad_(flags.get(name, p.requires_grad))
+        model.train(was_training)

@@ -1,0 +1,61 @@
+"""Bad merge requests fail with MergeError (a ValueError, so the hub answers 4xx) naming what is wrong."""
+from __future__ import annotations
+
+import pytest
+
+from lora import Adapter
+from merge_inputs import random_adapter
+from merging import MergeConfig, MergeError, merge
+
+
+def test_adapters_on_different_bases_are_refused():
+    with pytest.raises(MergeError, match="different base models"):
+        merge([random_adapter(1), random_adapter(2, base="other-base")], MergeConfig(method="cat"))
+
+
+def test_same_module_with_different_shapes_is_refused():
+    with pytest.raises(MergeError, match="disagree on the module's shape"):
+        merge([random_adapter(1), random_adapter(2, shape=(64, 32))], MergeConfig(method="svd"))
+
+
+def test_linear_ties_dare_refuse_different_ranks_but_cat_svd_lego_take_them():
+    mixed = [random_adapter(1, r=4), random_adapter(2, r=2)]
+    for method in ("linear", "ties", "dare_linear", "dare_ties"):
+        with pytest.raises(MergeError, match="needs equal ranks"):
+            merge(mixed, MergeConfig(method=method, density=0.5))
+    for method in ("cat", "svd", "lego"):
+        assert merge(mixed, MergeConfig(method=method)).modules() == mixed[0].modules()
+
+
+def test_fewer_units_than_k_is_refused():
+    with pytest.raises(MergeError, match="fewer than k=9"):
+        merge([random_adapter(1, r=4), random_adapter(2, r=4)], MergeConfig(method="lego", rank=9))
+
+
+def test_weights_length_mismatch_is_refused():
+    with pytest.raises(MergeError, match="2 weights for 3 adapters"):
+        merge([random_adapter(s) for s in (1, 2, 3)], MergeConfig(method="linear", weights=[1.0, 1.0]))
+
+
+def test_unknown_method_and_bad_fields_are_refused():
+    two = [random_adapter(1), random_adapter(2)]
+    with pytest.raises(MergeError, match="unknown merge method 'average'"):
+        merge(two, MergeConfig(method="average"))
+    with pytest.raises(MergeError, match="density in \\(0, 1\\]"):
+        merge(two, MergeConfig(method="ties"))
+    with pytest.raises(MergeError, match="majority_sign_method"):
+        merge(two, MergeConfig(method="ties", density=0.5, majority_sign_method="mean"))
+    with pytest.raises(MergeError, match="unknown merge config field"):
+        MergeConfig.from_dict({"method": "lego", "k": 3})
+    with pytest.raises(MergeError, match="at least one adapter"):
+        merge([], MergeConfig())
+
+
+def test_a_refused_merge_leaves_its_inputs_unchanged():
+    inputs = [random_adapter(1, r=4), random_adapter(2, r=2)]
+    before = [Adapter(dict(a.config), {k: v.clone() for k, v in a.tensors.items()}) for a in inputs]
+    with pytest.raises(MergeError):
+        merge(inputs, MergeConfig(method="linear"))
+    merge(inputs, MergeConfig(method="lego"))
+    for a, b in zip(inputs, before):
+        assert a.config == b.config and a.same_delta(b, atol=0)
