@@ -34,11 +34,13 @@ class TaskData:
 
 
 def boolean_expressions(rng: random.Random) -> dict:
-    values = [rng.choice([True, False]) for _ in range(3)]
-    ops = [rng.choice(["and", "or"]) for _ in range(2)]
-    negate = [rng.random() < 0.3 for _ in range(3)]
+    # three or four terms: three alone give only 256 distinct expressions, too few for a 256 + 50 split
+    size = rng.choice([3, 4])
+    values = [rng.choice([True, False]) for _ in range(size)]
+    ops = [rng.choice(["and", "or"]) for _ in range(size - 1)]
+    negate = [rng.random() < 0.3 for _ in range(size)]
     terms = [("not " if n else "") + str(v) for v, n in zip(values, negate)]
-    text = f"{terms[0]} {ops[0]} {terms[1]} {ops[1]} {terms[2]}"
+    text = terms[0] + "".join(f" {op} {term}" for op, term in zip(ops, terms[1:]))
     answer = eval(text)  # noqa: S307 - text is built above from True/False/and/or/not only
     return {"prompt": f"{text} =", "completion": f" {answer}"}
 

@@ -53,4 +53,4 @@ def test_bad_specs_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="bad parameters"):
         load_task("builtin:word_sorting?n=4&k=2")
     with pytest.raises(ValueError, match="distinct examples"):
-        load_task("builtin:boolean_expressions?n=300")  # only 256 distinct prompts exist
+        load_task("builtin:boolean_expressions?n=3000")  # only 256 + 2048 distinct prompts exist

@@ -1,0 +1,209 @@
+"""Routes for versioned artifacts: adapters under /adapters and datasets under /datasets.
+
+Both kinds share one router factory because they share everything but the upload check: an adapter upload is a PEFT
+LoRA directory validated against its base, a dataset upload is one JSONL file validated line by line.
+"""
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
+
+from hub import registry
+from hub.api import views
+from hub.api.deps import can_read, db, require, settings, store, token
+from hub.api.files import blob_response
+from hub.api.uploads import ReceivedForm, receive_form
+from hub.dataset_validation import DatasetError, validate_jsonl
+from hub.models import Adapter, ApiToken, Namespace
+from hub.peft_validation import AdapterValidationError, check_lora_tensors, parse_adapter_config
+from hub.registry import FileEntry, Invalid
+from hub.safetensors_header import HeaderError, read_header
+from hub.settings import Settings
+from hub.storage import BlobStore
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+DATASET_FILES = ("data.jsonl", "README.md")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _prepare_adapter(session: Session, form: ReceivedForm) -> dict:
+    """Validate a PEFT upload (config, safetensors header, shapes against the base); return create_version kwargs."""
+    for required in ("adapter_config.json", "adapter_model.safetensors"):
+        if required not in form.files:
+            raise Invalid(f"missing file {required!r}; an adapter upload needs adapter_config.json and "
+                          "adapter_model.safetensors")
+    config_blob = form.files["adapter_config.json"]
+    if config_blob.size > MAX_CONFIG_BYTES:
+        raise Invalid(f"adapter_config.json is {config_blob.size} bytes; the limit is {MAX_CONFIG_BYTES}")
+    try:
+        config = parse_adapter_config(config_blob.path.read_bytes())
+        base_name = form.fields.get("base") or config.get("base_model_name_or_path")
+        if not base_name:
+            raise Invalid("no base given: send the form field 'base' or set base_model_name_or_path in the config")
+        base = registry.find_base(session, base_name)
+        if base is None:
+            known = ", ".join(b.name for b in registry.list_bases(session)) or "none"
+            raise Invalid(f"unknown base {base_name!r}; registered bases: {known}")
+        weights = form.files["adapter_model.safetensors"]
+        with open(weights.path, "rb") as f:
+            tensors, _meta = read_header(f, weights.size)
+        check_lora_tensors(config, tensors, base.module_shapes)
+    except (AdapterValidationError, HeaderError) as exc:
+        raise Invalid(str(exc)) from None
+    return {"base_id": base.id, "peft_config": config, "metrics": {}}
+
+
+def _prepare_dataset(session: Session, form: ReceivedForm) -> dict:
+    if "data.jsonl" not in form.files:
+        raise Invalid("missing file 'data.jsonl'; a dataset upload is one JSONL file of {\"prompt\", \"completion\"}")
+    try:
+        records = validate_jsonl(form.files["data.jsonl"].path)
+    except DatasetError as exc:
+        raise Invalid(f"data.jsonl: {exc}") from None
+    return {"base_id": None, "peft_config": None, "metrics": {"records": records}}
+
+
+def make_router(kind: str, plural: str) -> APIRouter:
+    router = APIRouter(prefix=f"/api/v1/{plural}", tags=[plural])
+    allowed = ADAPTER_FILES if kind == "adapter" else DATASET_FILES
+    prepare = _prepare_adapter if kind == "adapter" else _prepare_dataset
+
+    def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Adapter:
+        artifact = registry.get_adapter(session, kind, ns, name)
+        if not can_read(tok, artifact.namespace):
+            require(tok, artifact.namespace, "read")
+        return artifact
+
+    @router.post("/{ns}/{name}/versions", status_code=201, summary=f"Upload a new {kind} version (multipart)")
+    async def upload(ns: str, name: str, request: Request, session: Session = Depends(db),
+                     tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store),
+                     cfg: Settings = Depends(settings)) -> dict:
+        registry.check_name(ns, "namespace")
+        registry.check_name(name, f"{kind} name")
+        namespace = session.query(Namespace).filter_by(name=ns).one_or_none()
+        require(tok, namespace or ns, "write")
+        session.rollback()  # release the read transaction before the long upload (SQLite writers wait on it)
+        form = await receive_form(request, blobs, allowed, cfg.max_upload_bytes)
+        committed: list[str] = []
+        try:
+            fields = await run_in_threadpool(prepare, session, form)
+            session.rollback()
+            files = [FileEntry(fname, staged.sha256, staged.size) for fname, staged in sorted(form.files.items())]
+            for staged in form.files.values():
+                if await run_in_threadpool(blobs.commit, staged):
+                    committed.append(staged.sha256)
+            form.files.clear()
+            tags = [form.fields["tag"]] if form.fields.get("tag") else []
+            version = await run_in_threadpool(
+                lambda: registry.create_version(
+                    request.app.state.session_factory, kind=kind, namespace=ns, name=name, files=files,
+                    created_by=f"token:{tok.prefix}" if tok else None, description=form.fields.get("description"),
+                    tags=tags, **fields))
+        except BaseException:
+            form.discard(blobs)
+            await run_in_threadpool(_forget_unreferenced, request.app.state.session_factory, blobs, committed)
+            raise
+        request.app.state.metrics.versions_created.labels(kind).inc()
+        session.expire_all()
+        return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(version.number)))
+
+    @router.get("", summary=f"List {plural}")
+    def list_all(namespace: str | None = None, base: str | None = None, q: str | None = None,
+                 session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+        found = registry.list_adapters(session, kind=kind, namespace=namespace, base=base, q=q)
+        return {"items": [views.adapter_view(session, a) for a in found if can_read(tok, a.namespace)]}
+
+    @router.get("/{ns}/{name}")
+    def show(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+        return views.adapter_view(session, visible(session, tok, ns, name))
+
+    @router.get("/{ns}/{name}/versions")
+    def versions(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+        artifact = visible(session, tok, ns, name)
+        return {"items": [views.version_view(session, v) for v in registry.list_versions(session, artifact)]}
+
+    @router.get("/{ns}/{name}/versions/{ref}")
+    def version(ns: str, name: str, ref: str, session: Session = Depends(db),
+                tok: ApiToken | None = Depends(token)) -> dict:
+        visible(session, tok, ns, name)
+        return views.version_view(session, registry.resolve_version(session, kind, ns, name, ref))
+
+    @router.get("/{ns}/{name}/versions/{ref}/files/{filename}", summary="Download a file (ETag, Range)")
+    def download(ns: str, name: str, ref: str, filename: str, request: Request, session: Session = Depends(db),
+                 tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store)):
+        visible(session, tok, ns, name)
+        v = registry.resolve_version(session, kind, ns, name, ref)
+        entry = next((f for f in v.files if f["name"] == filename), None)
+        if entry is None:
+            raise HTTPException(404, f"{registry.version_ref(v)} has no file {filename!r}; it has "
+                                     f"{', '.join(f['name'] for f in v.files)}")
+        return blob_response(request, blobs, entry)
+
+    router.add_api_route("/{ns}/{name}/versions/{ref}/files/{filename}", download, methods=["HEAD"],
+                         include_in_schema=False)
+
+    @router.get("/{ns}/{name}/versions/{ref}/lineage")
+    def lineage(ns: str, name: str, ref: str, session: Session = Depends(db),
+                tok: ApiToken | None = Depends(token)) -> dict:
+        visible(session, tok, ns, name)
+        v = registry.resolve_version(session, kind, ns, name, ref)
+        return {"version": registry.version_ref(v), **registry.lineage_of(session, v)}
+
+    @router.put("/{ns}/{name}/tags/{tag}")
+    def put_tag(ns: str, name: str, tag: str, body: dict = Body(..., examples=[{"version": 3}]),
+                session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+        artifact = registry.get_adapter(session, kind, ns, name)
+        require(tok, artifact.namespace, "write")
+        number = body.get("version")
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise Invalid('body must be {"version": <number>}')
+        if tag in ("latest", "main") or tag.isdigit() or not registry.valid_name(tag):
+            raise Invalid(f"{tag!r} cannot be a tag name (reserved, numeric, or not [A-Za-z0-9._-])")
+        registry.set_tag(session, artifact, tag, number)
+        session.commit()
+        return views.adapter_view(session, artifact)
+
+    @router.delete("/{ns}/{name}/versions/{number}")
+    def yank(ns: str, name: str, number: int, session: Session = Depends(db),
+             tok: ApiToken | None = Depends(token)) -> dict:
+        artifact = registry.get_adapter(session, kind, ns, name)
+        require(tok, artifact.namespace, "write")
+        registry.yank(session, artifact, number)
+        session.commit()
+        return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(number)))
+
+    @router.patch("/{ns}/{name}/versions/{number}/metrics")
+    def add_metrics(ns: str, name: str, number: int, body: dict = Body(...), session: Session = Depends(db),
+                    tok: ApiToken | None = Depends(token)) -> dict:
+        artifact = registry.get_adapter(session, kind, ns, name)
+        require(tok, artifact.namespace, "write")
+        v = registry.resolve_version(session, kind, ns, name, str(number))
+        try:
+            json.dumps(body, allow_nan=False)
+        except ValueError:
+            raise Invalid("metrics must be finite JSON values") from None
+        v.metrics = {**(v.metrics or {}), **body}
+        session.commit()
+        return views.version_view(session, v)
+
+    return router
+
+
+def _forget_unreferenced(session_factory, blobs: BlobStore, shas: list[str]) -> None:
+    """Delete blobs this request stored if no version ended up referencing them (failed upload leaves nothing)."""
+    if not shas:
+        return
+    with session_factory() as session:
+        for sha in shas:
+            if not registry.blob_is_referenced(session, sha):
+                blobs.delete(sha)
+
+
+adapter_router = make_router("adapter", "adapters")
+dataset_router = make_router("dataset", "datasets")
+router = APIRouter()
+router.include_router(adapter_router)
+router.include_router(dataset_router)

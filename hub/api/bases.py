@@ -1,0 +1,53 @@
+"""Base models: registered by an admin with the map of adaptable modules to (in, out) shapes.
+
+The shapes are computed once, by whoever registers the base (the CLI loads the model with transformers), so the API can
+check every upload against them without ever loading weights itself.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel as Schema, Field
+from sqlalchemy.orm import Session
+
+from hub import registry
+from hub.api import views
+from hub.api.deps import db, require, token
+from hub.models import ApiToken
+from hub.registry import Invalid, NotFound
+
+router = APIRouter(prefix="/api/v1/bases", tags=["bases"])
+
+
+class BaseIn(Schema):
+    name: str
+    architecture: str
+    module_shapes: dict[str, tuple[int, int]] = Field(min_length=1)
+    aliases: list[str] = []
+    source: str = ""
+
+
+@router.post("", status_code=201, summary="Register a base model (admin)")
+def create(body: BaseIn, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    require(tok, None, "admin")
+    registry.check_name(body.name, "base name")
+    for module, (fan_in, fan_out) in body.module_shapes.items():
+        if fan_in <= 0 or fan_out <= 0:
+            raise Invalid(f"module {module!r} has a non-positive shape ({fan_in}, {fan_out})")
+    base = registry.create_base(session, body.name, body.architecture,
+                                {m: list(s) for m, s in body.module_shapes.items()},
+                                aliases=body.aliases, source=body.source)
+    session.commit()
+    return views.base_view(base)
+
+
+@router.get("", summary="List base models")
+def list_all(session: Session = Depends(db)) -> dict:
+    return {"items": [views.base_view(b) for b in registry.list_bases(session)]}
+
+
+@router.get("/{name:path}", summary="One base model, by name or alias")
+def show(name: str, session: Session = Depends(db)) -> dict:
+    base = registry.find_base(session, name)
+    if base is None:
+        raise NotFound(f"no base model named {name!r}")
+    return views.base_view(base)

@@ -1,0 +1,58 @@
+"""Request-scoped dependencies: the DB session, the blob store, and the caller's token with scope checks.
+
+Authorization is a plain function (`require`) called by each route with the namespace it touches, rather than a
+dependency per scope, because the namespace comes from the path or from the body and the rule is one line either way.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from hub import auth
+from hub.models import ApiToken, Namespace
+from hub.settings import Settings
+from hub.storage import BlobStore
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def store(request: Request) -> BlobStore:
+    return request.app.state.store
+
+
+def db(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def token(request: Request, session: Session = Depends(db)) -> ApiToken | None:
+    """The caller's token, or None when no Authorization header was sent; a bad token is 401, not anonymous."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise HTTPException(401, "Authorization header must be 'Bearer <token>'")
+    found = auth.authenticate(session, value.strip())
+    if found is None:
+        raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def require(tok: ApiToken | None, namespace: Namespace | str | None, scope: str) -> None:
+    """Raise 401 (no token) or 403 (token lacks `scope` on `namespace`); `None` namespace means hub-wide (admin ops)."""
+    if scope == "read" and isinstance(namespace, Namespace) and not namespace.private:
+        return
+    if tok is None:
+        raise HTTPException(401, f"this needs a token with {scope} scope", headers={"WWW-Authenticate": "Bearer"})
+    if not auth.allows(tok, namespace, scope):
+        where = f"namespace {namespace.name if isinstance(namespace, Namespace) else namespace!r}" if namespace else "the hub"
+        raise HTTPException(403, f"token lacks {scope} scope on {where}")
+
+
+def can_read(tok: ApiToken | None, namespace: Namespace) -> bool:
+    return not namespace.private or (tok is not None and auth.allows(tok, namespace, "read"))

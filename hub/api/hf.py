@@ -1,0 +1,118 @@
+"""Hugging Face Hub–compatible read paths, so `HF_ENDPOINT=<hub> PeftModel.from_pretrained(model, "ns/name")` works.
+
+`huggingface_hub` needs little: a HEAD (then GET) on `/{repo}/resolve/{revision}/{filename}` answering with an ETag, a
+Content-Length and an `X-Repo-Commit` header, and `/api/models/{repo}[/revision/{rev}]` for model_info. A version
+has no git commit, so we give each one a stable 40-hex id derived from `ns/name@N`; the client caches snapshots
+under it, and may send it back as the revision, which we resolve too. Revisions: `main` (latest non-yanked), a tag,
+`v<N>`, a number, or that commit id. Errors carry `X-Error-Code`, which the client turns into its own exceptions.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from hub import registry
+from hub.api.deps import can_read, db, store, token
+from hub.api.files import blob_response
+from hub.api.views import hf_time
+from hub.models import AdapterVersion, ApiToken
+from hub.registry import NotFound
+from hub.storage import BlobStore
+
+router = APIRouter(tags=["huggingface-compatible"])
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def commit_id(version: AdapterVersion) -> str:
+    return hashlib.sha1(registry.version_ref(version).encode()).hexdigest()
+
+
+class _HfError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        self.status, self.code, self.message = status, code, message
+
+
+def hf_error_response(exc: _HfError) -> JSONResponse:
+    return JSONResponse({"error": exc.message, "detail": exc.message}, status_code=exc.status,
+                        headers={"X-Error-Code": exc.code, "X-Error-Message": exc.message})
+
+
+def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: str, rev: str) -> AdapterVersion:
+    try:
+        artifact = registry.get_adapter(session, kind, ns, name)
+    except NotFound:
+        raise _HfError(404, "RepoNotFound", f"repository {ns}/{name} not found") from None
+    if not can_read(tok, artifact.namespace):  # hide private repos exactly like the Hub does
+        raise _HfError(401 if tok is None else 404, "RepoNotFound", f"repository {ns}/{name} not found")
+    if _COMMIT.match(rev):
+        for version in registry.list_versions(session, artifact):
+            if commit_id(version) == rev:
+                return version
+        raise _HfError(404, "RevisionNotFound", f"revision {rev} not found in {ns}/{name}")
+    try:
+        return registry.resolve_version(session, kind, ns, name, rev)
+    except NotFound as exc:
+        raise _HfError(404, "RevisionNotFound", exc.detail) from None
+
+
+def _info(version: AdapterVersion) -> dict:
+    adapter = version.adapter
+    repo_id = f"{adapter.namespace.name}/{adapter.name}"
+    return {
+        "_id": commit_id(version)[:24],
+        "id": repo_id,
+        "modelId": repo_id,
+        "sha": commit_id(version),
+        "private": adapter.namespace.private,
+        "gated": False,
+        "disabled": False,
+        "library_name": "peft" if adapter.kind == "adapter" else None,
+        "tags": ["peft", "lora"] if adapter.kind == "adapter" else ["dataset"],
+        "lastModified": hf_time(version.created_at),
+        "createdAt": hf_time(adapter.created_at),
+        "cardData": {"base_model": adapter.base.name} if adapter.base is not None else {},
+        "siblings": [{"rfilename": f["name"], "size": f["size"]} for f in version.files],
+    }
+
+
+def _routes(kind: str, repo_prefix: str, api_prefix: str) -> None:
+    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}", summary=f"HF-compatible {kind} info (latest)")
+    def info(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)):
+        try:
+            return _info(_resolve(session, tok, kind, ns, name, "main"))
+        except _HfError as exc:
+            return hf_error_response(exc)
+
+    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}/revision/{{rev}}", summary=f"HF-compatible {kind} info at a revision")
+    def info_at(ns: str, name: str, rev: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)):
+        try:
+            return _info(_resolve(session, tok, kind, ns, name, rev))
+        except _HfError as exc:
+            return hf_error_response(exc)
+
+    @router.get(f"{repo_prefix}/{{ns}}/{{name}}/resolve/{{rev}}/{{filename:path}}",
+                summary=f"HF-compatible {kind} file download")
+    def resolve(ns: str, name: str, rev: str, filename: str, request: Request, session: Session = Depends(db),
+                tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store)):
+        try:
+            version = _resolve(session, tok, kind, ns, name, rev)
+        except _HfError as exc:
+            return hf_error_response(exc)
+        commit = commit_id(version)
+        entry = next((f for f in version.files if f["name"] == filename), None)
+        if entry is None:
+            response = hf_error_response(_HfError(404, "EntryNotFound", f"{filename} not found in {ns}/{name}@{rev}"))
+            response.headers["X-Repo-Commit"] = commit
+            return response
+        return blob_response(request, blobs, entry, extra_headers={"X-Repo-Commit": commit})
+
+    router.add_api_route(f"{repo_prefix}/{{ns}}/{{name}}/resolve/{{rev}}/{{filename:path}}", resolve, methods=["HEAD"],
+                         include_in_schema=False)
+
+
+_routes("adapter", "", "models")
+_routes("dataset", "/datasets", "datasets")

@@ -1,0 +1,36 @@
+"""Namespaces: created implicitly by a first upload (public), or explicitly by an admin, e.g. as private."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel as Schema
+from sqlalchemy.orm import Session
+
+from hub import registry
+from hub.api.deps import can_read, db, require, token
+from hub.models import ApiToken, Namespace
+
+router = APIRouter(prefix="/api/v1/namespaces", tags=["namespaces"])
+
+
+class NamespaceIn(Schema):
+    name: str
+    private: bool = False
+
+
+def _view(ns: Namespace) -> dict:
+    return {"name": ns.name, "private": ns.private}
+
+
+@router.post("", status_code=201, summary="Create or update a namespace (admin)")
+def create(body: NamespaceIn, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    require(tok, None, "admin")
+    registry.check_name(body.name, "namespace")
+    ns = registry.ensure_namespace(session, body.name, private=body.private)
+    session.commit()
+    return _view(ns)
+
+
+@router.get("", summary="Namespaces the caller can read")
+def list_all(session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    rows = session.query(Namespace).order_by(Namespace.name).all()
+    return {"items": [_view(ns) for ns in rows if can_read(tok, ns)]}

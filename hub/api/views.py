@@ -1,0 +1,87 @@
+"""JSON shapes the API returns for bases, adapters and versions (documented in README and relied on by the CLI).
+
+Plain functions instead of Pydantic response models: the shapes are small, and keeping them in one place next to each
+other makes it obvious when the CLI, the dashboard and the HF-compatible routes disagree.
+"""
+from __future__ import annotations
+
+from datetime import timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub import registry
+from hub.models import Adapter, AdapterVersion, BaseModel, Tag
+
+
+def _iso(dt) -> str | None:
+    """ISO 8601 in UTC; SQLite hands datetimes back naive, but we only ever store UTC."""
+    if dt is None:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def hf_time(dt) -> str | None:
+    """The Hub's own timestamp format, which huggingface_hub parses strictly: 2024-01-02T03:04:05.678Z."""
+    if dt is None:
+        return None
+    utc = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def base_view(base: BaseModel) -> dict:
+    return {
+        "name": base.name,
+        "architecture": base.architecture,
+        "aliases": sorted(a.alias for a in base.aliases),
+        "source": base.source,
+        "module_shapes": base.module_shapes,
+        "created_at": _iso(base.created_at),
+    }
+
+
+def _tags(session: Session, adapter_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Tag.name, AdapterVersion.number).join(AdapterVersion, Tag.version_id == AdapterVersion.id)
+        .where(Tag.adapter_id == adapter_id)
+    )
+    return {name: number for name, number in rows}
+
+
+def adapter_view(session: Session, adapter: Adapter) -> dict:
+    latest = session.scalar(
+        select(AdapterVersion.number).where(AdapterVersion.adapter_id == adapter.id, AdapterVersion.yanked.is_(False))
+        .order_by(AdapterVersion.number.desc()).limit(1)
+    )
+    return {
+        "namespace": adapter.namespace.name,
+        "name": adapter.name,
+        "kind": adapter.kind,
+        "base": adapter.base.name if adapter.base is not None else None,
+        "description": adapter.description,
+        "task_tags": adapter.task_tags or [],
+        "latest": latest,
+        "version_count": adapter.version_count,
+        "tags": _tags(session, adapter.id),
+        "created_at": _iso(adapter.created_at),
+    }
+
+
+def version_view(session: Session, version: AdapterVersion) -> dict:
+    adapter = version.adapter
+    return {
+        "namespace": adapter.namespace.name,
+        "name": adapter.name,
+        "kind": adapter.kind,
+        "number": version.number,
+        "ref": registry.version_ref(version),
+        "base": adapter.base.name if adapter.base is not None else None,
+        "peft_config": version.peft_config,
+        "files": version.files,
+        "metrics": version.metrics or {},
+        "created_by": version.created_by,
+        "job_id": version.job_id,
+        "yanked": version.yanked,
+        "created_at": _iso(version.created_at),
+        "tags": sorted(t for t, n in _tags(session, adapter.id).items() if n == version.number),
+    }

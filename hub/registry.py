@@ -1,0 +1,281 @@
+"""Registry services shared by the API and the workers: bases, adapters, versions, tags, lineage.
+
+Functions take a Session and leave committing to the caller, except `create_version`, which owns its transaction
+because version numbering is the one place where concurrency matters: numbers must be unique and gapless even with
+50 uploads to one adapter at once. It does that with a counter on the adapter row, incremented by an UPDATE that is
+the transaction's first write to that row, so PostgreSQL serialises the writers on the row lock and SQLite on its
+database lock; a failed upload rolls the increment back with everything else, so no number is skipped.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.models import RELATIONS, Adapter, AdapterVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+class RegistryError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(RegistryError):
+    status_code = 404
+
+
+class Conflict(RegistryError):
+    status_code = 409
+
+
+class Invalid(RegistryError):
+    status_code = 422
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    sha256: str
+    size: int
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "size": self.size}
+
+
+def valid_name(value: str) -> bool:
+    return isinstance(value, str) and bool(_NAME.match(value)) and ".." not in value
+
+
+def check_name(value: str, what: str = "name") -> None:
+    if not valid_name(value):
+        raise Invalid(f"invalid {what} {value!r}: use 1-96 characters from [A-Za-z0-9._-], starting with a letter or "
+                      "digit, without '..'")
+
+
+def parse_ref(text: str) -> tuple[str, str, str]:
+    """'ns/name@ref' -> (ns, name, ref); the ref defaults to 'latest'."""
+    path, _, ref = text.partition("@")
+    ns, slash, name = path.partition("/")
+    if not slash or not valid_name(ns) or not valid_name(name) or (ref and not re.match(r"^[A-Za-z0-9._-]+$", ref)):
+        raise Invalid(f"{text!r} is not a version reference of the form namespace/name[@version-or-tag]")
+    return ns, name, ref or "latest"
+
+
+def version_ref(version: AdapterVersion) -> str:
+    return f"{version.adapter.namespace.name}/{version.adapter.name}@{version.number}"
+
+
+# ------------------------------------------------------------------ namespaces and bases
+
+def _insert_ignore(session: Session, model, values: dict, keys: list[str]) -> None:
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    session.execute(module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys))
+
+
+def ensure_namespace(session: Session, name: str, private: bool | None = None) -> Namespace:
+    check_name(name, "namespace")
+    _insert_ignore(session, Namespace, {"name": name, "private": bool(private), "created_at": utcnow()}, ["name"])
+    ns = session.scalars(select(Namespace).where(Namespace.name == name)).one()
+    if private is not None and ns.private != private:
+        ns.private = private
+    return ns
+
+
+def create_base(session: Session, name: str, architecture: str, module_shapes: dict, aliases=(), source: str = "") -> BaseModel:
+    for taken in [name, *aliases]:
+        if find_base(session, taken) is not None:
+            raise Conflict(f"a base model named {taken!r} is already registered")
+    base = BaseModel(name=name, architecture=architecture, module_shapes=module_shapes, source=source)
+    base.aliases = [BaseAlias(alias=a) for a in dict.fromkeys(aliases) if a != name]
+    session.add(base)
+    session.flush()
+    return base
+
+
+def find_base(session: Session, name_or_alias: str) -> BaseModel | None:
+    base = session.scalars(select(BaseModel).where(BaseModel.name == name_or_alias)).first()
+    if base is None:
+        base = session.scalars(select(BaseModel).join(BaseAlias).where(BaseAlias.alias == name_or_alias)).first()
+    return base
+
+
+def list_bases(session: Session) -> list[BaseModel]:
+    return list(session.scalars(select(BaseModel).order_by(BaseModel.name)))
+
+
+# ------------------------------------------------------------------ adapters and versions
+
+def get_adapter(session: Session, kind: str, namespace: str, name: str) -> Adapter:
+    adapter = session.scalars(
+        select(Adapter).join(Namespace).where(Namespace.name == namespace, Adapter.name == name, Adapter.kind == kind)
+    ).first()
+    if adapter is None:
+        raise NotFound(f"no {kind} {namespace}/{name}")
+    return adapter
+
+
+def list_adapters(session: Session, kind: str = "adapter", namespace: str | None = None, base: str | None = None,
+                  q: str | None = None) -> list[Adapter]:
+    query = select(Adapter).join(Namespace).where(Adapter.kind == kind)
+    if namespace:
+        query = query.where(Namespace.name == namespace)
+    if base:
+        found = find_base(session, base)
+        if found is None:
+            return []
+        query = query.where(Adapter.base_id == found.id)
+    if q:
+        pattern = f"%{q.lower()}%"
+        query = query.where(or_(func.lower(Adapter.name).like(pattern), func.lower(Adapter.description).like(pattern),
+                                func.lower(Namespace.name).like(pattern)))
+    return list(session.scalars(query.order_by(Namespace.name, Adapter.name)))
+
+
+def list_versions(session: Session, adapter: Adapter) -> list[AdapterVersion]:
+    return list(session.scalars(select(AdapterVersion).where(AdapterVersion.adapter_id == adapter.id)
+                                .order_by(AdapterVersion.number)))
+
+
+def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> AdapterVersion:
+    """A version by 'latest'/'main' (newest not yanked), number, 'v<N>', or tag. Numbers reach yanked versions too."""
+    adapter = get_adapter(session, kind, namespace, name)
+    query = select(AdapterVersion).where(AdapterVersion.adapter_id == adapter.id)
+    if ref in ("latest", "main"):
+        version = session.scalars(query.where(AdapterVersion.yanked.is_(False))
+                                  .order_by(AdapterVersion.number.desc()).limit(1)).first()
+        if version is None:
+            raise NotFound(f"{kind} {namespace}/{name} has no version that is not yanked")
+        return version
+    number = ref[1:] if re.match(r"^v\d+$", ref) else ref
+    if number.isdigit():
+        version = session.scalars(query.where(AdapterVersion.number == int(number))).first()
+    else:
+        version = session.scalars(query.join(Tag, Tag.version_id == AdapterVersion.id)
+                                  .where(Tag.adapter_id == adapter.id, Tag.name == ref)).first()
+    if version is None:
+        raise NotFound(f"{kind} {namespace}/{name} has no version or tag {ref!r}")
+    return version
+
+
+def create_version(session_factory: sessionmaker, *, kind: str, namespace: str, name: str, base_id: int | None,
+                   peft_config: dict | None, files: list[FileEntry], metrics: dict | None = None,
+                   created_by: str | None = None, job_id: str | None = None,
+                   parents: list[tuple[int, str]] = (), description: str | None = None,
+                   tags=()) -> AdapterVersion:
+    """Publish a new version (and the namespace/adapter on first use) in one transaction; see the module docstring.
+
+    With a `job_id`, a second call for the same adapter returns the version the first call made (a requeued job
+    publishes exactly once)."""
+    check_name(namespace, "namespace")
+    check_name(name, f"{kind} name")
+    for tag in tags:
+        check_tag(tag)
+    for _, relation in parents:
+        if relation not in RELATIONS:
+            raise Invalid(f"unknown lineage relation {relation!r}; one of {', '.join(RELATIONS)}")
+    for attempt in range(20):
+        try:
+            return _create_version_once(session_factory, kind, namespace, name, base_id, peft_config, files,
+                                        metrics, created_by, job_id, parents, description, tags)
+        except _AlreadyPublished as done:
+            with session_factory() as s:
+                return s.scalars(select(AdapterVersion).where(AdapterVersion.id == done.version_id)).one()
+        except OperationalError as exc:  # SQLite "database is locked" under heavy contention: try again
+            if "locked" not in str(exc) or attempt == 19:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _AlreadyPublished(Exception):
+    def __init__(self, version_id: int):
+        self.version_id = version_id
+
+
+def _create_version_once(session_factory, kind, namespace, name, base_id, peft_config, files, metrics, created_by,
+                         job_id, parents, description, tags) -> AdapterVersion:
+    with session_factory() as s, s.begin():
+        # The first statement writes, so SQLite takes its write lock before reading anything.
+        _insert_ignore(s, Namespace, {"name": namespace, "private": False, "created_at": utcnow()}, ["name"])
+        ns = s.scalars(select(Namespace).where(Namespace.name == namespace)).one()
+        _insert_ignore(s, Adapter, {"namespace_id": ns.id, "kind": kind, "name": name, "base_id": base_id,
+                                    "description": description, "task_tags": [], "version_count": 0,
+                                    "created_at": utcnow()}, ["namespace_id", "kind", "name"])
+        adapter_id = s.scalar(select(Adapter.id).where(Adapter.namespace_id == ns.id, Adapter.kind == kind,
+                                                       Adapter.name == name))
+        # Row lock (PostgreSQL) held until commit: concurrent publishers to this adapter queue up here.
+        number = s.scalar(update(Adapter).where(Adapter.id == adapter_id)
+                          .values(version_count=Adapter.version_count + 1).returning(Adapter.version_count))
+        adapter = s.get(Adapter, adapter_id, populate_existing=True)
+        if adapter.base_id != base_id:
+            have = adapter.base.name if adapter.base else "no base"
+            raise Conflict(f"{kind} {namespace}/{name} belongs to base {have!r}; a new version must use the same base")
+        if job_id is not None:
+            existing = s.scalars(select(AdapterVersion).where(AdapterVersion.adapter_id == adapter_id,
+                                                              AdapterVersion.job_id == job_id)).first()
+            if existing is not None:
+                raise _AlreadyPublished(existing.id)  # leaving the block rolls the counter increment back
+        if description and not adapter.description:
+            adapter.description = description
+        for entry in files:
+            _insert_ignore(s, Blob, {"sha256": entry.sha256, "size": entry.size, "created_at": utcnow()}, ["sha256"])
+        version = AdapterVersion(adapter_id=adapter_id, number=number, peft_config=peft_config,
+                                 files=[f.as_dict() for f in files], metrics=dict(metrics or {}),
+                                 created_by=created_by, job_id=job_id, yanked=False)
+        version.adapter = adapter
+        s.add(version)
+        s.flush()
+        for parent_id, relation in parents:
+            s.add(Lineage(child_id=version.id, parent_id=parent_id, relation=relation))
+        for tag in tags:
+            _point_tag(s, adapter_id, tag, version.id)
+    return version
+
+
+def check_tag(tag: str) -> None:
+    if tag in ("latest", "main") or tag.isdigit() or re.match(r"^v\d+$", tag) or not valid_name(tag):
+        raise Invalid(f"{tag!r} cannot be a tag: reserved (latest, main, numbers, v<N>) or not [A-Za-z0-9._-]")
+
+
+def _point_tag(session: Session, adapter_id: int, tag: str, version_id: int) -> None:
+    session.execute(delete(Tag).where(Tag.adapter_id == adapter_id, Tag.name == tag))
+    session.add(Tag(adapter_id=adapter_id, name=tag, version_id=version_id))
+
+
+def set_tag(session: Session, adapter: Adapter, tag: str, number: int) -> None:
+    check_tag(tag)
+    version = resolve_version(session, adapter.kind, adapter.namespace.name, adapter.name, str(number))
+    _point_tag(session, adapter.id, tag, version.id)
+    session.flush()
+
+
+def yank(session: Session, adapter: Adapter, number: int) -> AdapterVersion:
+    version = resolve_version(session, adapter.kind, adapter.namespace.name, adapter.name, str(number))
+    if not version.yanked:
+        version.yanked, version.yanked_at = True, utcnow()
+    session.flush()
+    return version
+
+
+def lineage_of(session: Session, version: AdapterVersion) -> dict:
+    def edges(column_self, column_other):
+        rows = session.execute(select(Lineage.relation, AdapterVersion)
+                               .join(AdapterVersion, AdapterVersion.id == column_other)
+                               .where(column_self == version.id))
+        return sorted(({"version": version_ref(v), "relation": rel} for rel, v in rows),
+                      key=lambda e: (e["version"], e["relation"]))
+
+    return {"parents": edges(Lineage.child_id, Lineage.parent_id), "children": edges(Lineage.parent_id, Lineage.child_id)}
+
+
+def blob_is_referenced(session: Session, sha256: str) -> bool:
+    return session.get(Blob, sha256) is not None
