@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from hub.api import adapters, bases, hf, namespaces
+from hub.api import adapters, bases, hf, jobs, namespaces
 from hub.api.metrics import HubMetrics, MetricsMiddleware
 from hub.dashboard import mount_dashboard
 from hub.db import make_engine, make_session_factory
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def metrics():
         return app.state.metrics.response()
 
-    for module in (namespaces, bases, adapters):
+    for module in (namespaces, bases, adapters, jobs):
         app.include_router(module.router)
     app.include_router(hf.router)  # Hub-compatible paths live at the root, as huggingface_hub builds them
     mount_dashboard(app)

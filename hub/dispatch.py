@@ -1,0 +1,54 @@
+"""Hand a job to the broker: a plain Celery client that sends the task by name (the API never imports workers/).
+
+The broker URL comes from the settings: Redis in tests and production, or the embedded filesystem broker of
+`adaptarium up` (`filesystem://<dir>`), which kombu's filesystem transport serves from two folders under the data dir.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from celery import Celery
+
+from hub.settings import Settings
+
+TASK_NAME = "adaptarium.run_job"
+
+
+def celery_config(broker_url: str) -> dict:
+    """Celery settings shared by the API's client and the workers, so both speak to the same broker the same way."""
+    config = {
+        "broker_url": broker_url,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": "cpu",
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # how long a delivered, unacknowledged message waits before Redis hands it to another worker
+            "visibility_timeout": int(os.environ.get("ADAPTARIUM_VISIBILITY_TIMEOUT", "3600")),
+        },
+    }
+    if broker_url.startswith("filesystem://"):
+        folder = Path(broker_url.removeprefix("filesystem://") or ".") / "queue"
+        processed = folder.parent / "processed"
+        folder.mkdir(parents=True, exist_ok=True)
+        processed.mkdir(parents=True, exist_ok=True)
+        config["broker_url"] = "filesystem://"
+        config["broker_transport_options"] = {"data_folder_in": str(folder), "data_folder_out": str(folder),
+                                              "processed_folder": str(processed), "store_processed": False}
+    return config
+
+
+@functools.cache
+def _client(broker_url: str) -> Celery:
+    app = Celery("adaptarium-api")
+    app.conf.update(celery_config(broker_url))
+    return app
+
+
+def send_job(job_id: str, queue: str, settings: Settings | None = None) -> None:
+    settings = settings or Settings.from_env()
+    _client(settings.broker_url).send_task(TASK_NAME, args=[job_id], queue=queue)
+

@@ -1,0 +1,211 @@
+"""The job service: create (validated, idempotent), read, event log, cancel, retry, and the runner's state changes.
+
+The job row is the source of truth, not the broker: a worker claims a job with one conditional UPDATE (queued, or
+running with a stale heartbeat), so duplicate or redelivered messages are harmless, and a job whose message was lost
+(a Redis restart, a killed worker) can simply be dispatched again. Torch-free; used by the API and the workers.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub import dispatch, registry
+from hub.job_params import JobParamsError, queue_for, validate_job
+from hub.models import Job, JobEvent, utcnow
+from hub.registry import Invalid, NotFound
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _iso(dt):
+    if dt is None:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).isoformat()
+
+
+def job_to_dict(job: Job) -> dict:
+    return {
+        "id": job.id, "kind": job.kind, "state": job.state, "progress": job.progress, "stage": job.stage,
+        "inputs": job.inputs, "params": job.params, "output": job.output, "results": job.results,
+        "error": job.error, "attempts": job.attempts, "worker": job.worker, "queue": job.queue,
+        "created_by": job.created_by, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+
+
+def _check_inputs(session: Session, kind: str, inputs: list[str], params: dict) -> None:
+    """Every input must name an existing, non-yanked version, all on one base (and the train base must exist)."""
+    bases = set()
+    for ref in inputs:
+        ns, name, version_ref = registry.parse_ref(ref)
+        try:
+            version = registry.resolve_version(session, "adapter", ns, name, version_ref)
+        except NotFound as exc:
+            raise Invalid(f"input {ref!r}: {exc.detail}") from None
+        if version.yanked:
+            raise Invalid(f"input {ref!r} is yanked; pick another version")
+        bases.add(version.adapter.base.name if version.adapter.base else None)
+    if len(bases) > 1:
+        raise Invalid(f"inputs belong to different bases ({', '.join(sorted(map(str, bases)))}); "
+                      "a job's inputs must share one base")
+    if params.get("base") is not None and registry.find_base(session, params["base"]) is None:
+        raise Invalid(f"unknown base {params['base']!r}")
+    if params.get("dataset"):
+        ns, name, version_ref = registry.parse_ref(params["dataset"])
+        try:
+            registry.resolve_version(session, "dataset", ns, name, version_ref)
+        except NotFound as exc:
+            raise Invalid(f"dataset {params['dataset']!r}: {exc.detail}") from None
+
+
+def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], params: dict, output: dict | None,
+               created_by: str | None = None, idempotency_key: str | None = None, queue_routes: str | None = None,
+               settings=None) -> Job:
+    """Validate, insert and dispatch; with an idempotency key already used, return that job unchanged."""
+    with session_factory() as s:
+        if idempotency_key:
+            existing = s.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).first()
+            if existing is not None:
+                return existing
+        try:
+            params = validate_job(kind, inputs, params, output)
+        except JobParamsError as exc:
+            raise Invalid(str(exc)) from None
+        _check_inputs(s, kind, inputs, params)
+        job = Job(id=uuid.uuid4().hex, kind=kind, state="queued", progress=0.0, inputs=list(inputs), params=params,
+                  output=output or None, results=[], attempts=0, idempotency_key=idempotency_key,
+                  created_by=created_by, queue=queue_for(kind, queue_routes))
+        s.add(job)
+        try:
+            s.flush()
+            _append(s, job.id, "state", {"state": "queued"})
+            s.commit()
+        except IntegrityError:  # the same idempotency key raced us
+            s.rollback()
+            existing = s.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).first()
+            if existing is None:
+                raise
+            return existing
+    dispatch.send_job(job.id, job.queue, settings=settings)
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id!r}")
+    return job
+
+
+def list_jobs(session: Session, state: str | None = None, kind: str | None = None, limit: int = 200) -> list[Job]:
+    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if state:
+        query = query.where(Job.state == state)
+    if kind:
+        query = query.where(Job.kind == kind)
+    return list(session.scalars(query))
+
+
+def _append(session: Session, job_id: str, type_: str, data: dict) -> JobEvent:
+    seq = (session.scalar(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)) or 0) + 1
+    event = JobEvent(job_id=job_id, seq=seq, type=type_, data=data)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def append_event(session_factory: sessionmaker, job_id: str, type_: str, data: dict) -> None:
+    """Add an event in its own transaction (gapless seq per job; retried if two writers collide)."""
+    for attempt in range(5):
+        with session_factory() as s:
+            try:
+                _append(s, job_id, type_, data)
+                s.commit()
+                return
+            except IntegrityError:
+                s.rollback()
+                if attempt == 4:
+                    raise
+
+
+def events_after(session: Session, job_id: str, after: int = 0, limit: int = 1000) -> list[JobEvent]:
+    return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after)
+                                .order_by(JobEvent.seq).limit(limit)))
+
+
+def request_cancel(session_factory: sessionmaker, job_id: str) -> Job:
+    """Queued: cancelled at once; its message stays in the broker but the worker's claim refuses it on delivery (no
+    Celery revoke: that needs a broadcast channel the embedded broker lacks). Running: flagged, and the runner stops
+    at its next step."""
+    with session_factory() as s:
+        job = get_job(s, job_id)
+        if job.state in TERMINAL:
+            raise registry.Conflict(f"job {job_id} already {job.state}")
+        if job.state == "queued":
+            job.state, job.finished_at = "cancelled", utcnow()
+            _append(s, job_id, "state", {"state": "cancelled"})
+        else:
+            job.cancel_requested = True
+            _append(s, job_id, "log", {"message": "cancellation requested"})
+        s.commit()
+    with session_factory() as s:
+        return get_job(s, job_id)
+
+
+def retry(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
+    with session_factory() as s:
+        job = get_job(s, job_id)
+        if job.state not in ("failed", "cancelled"):
+            raise registry.Conflict(f"job {job_id} is {job.state}; only failed or cancelled jobs can be retried")
+        job.state, job.progress, job.stage, job.error = "queued", 0.0, None, None
+        job.cancel_requested, job.finished_at, job.started_at = False, None, None
+        _append(s, job_id, "state", {"state": "queued", "retry": True})
+        s.commit()
+        queue = job.queue
+    dispatch.send_job(job_id, queue, settings=settings)
+    with session_factory() as s:
+        return get_job(s, job_id)
+
+
+# ------------------------------------------------------------------ used by the runner
+
+def claim(session_factory: sessionmaker, job_id: str, worker: str, stale_after: float) -> bool:
+    """Atomically take the job: queued, or running with a heartbeat older than `stale_after` (its worker died)."""
+    now = utcnow()
+    stale = now - timedelta(seconds=stale_after)
+    with session_factory() as s:
+        result = s.execute(
+            update(Job).where(Job.id == job_id)
+            .where((Job.state == "queued") | ((Job.state == "running") & (Job.heartbeat_at < stale)))
+            .values(state="running", attempts=Job.attempts + 1, worker=worker, started_at=now, heartbeat_at=now,
+                    error=None)
+        )
+        if result.rowcount != 1:
+            s.rollback()
+            return False
+        _append(s, job_id, "state", {"state": "running", "worker": worker})
+        s.commit()
+        return True
+
+
+def heartbeat(session_factory: sessionmaker, job_id: str, worker: str) -> None:
+    with session_factory() as s:
+        s.execute(update(Job).where(Job.id == job_id, Job.state == "running", Job.worker == worker)
+                  .values(heartbeat_at=utcnow()))
+        s.commit()
+
+
+def stale_jobs(session: Session, stale_after: float, queued_after: float) -> list[Job]:
+    """Jobs whose message may be lost: running with no heartbeat lately, or queued for too long."""
+    now = utcnow()
+    return list(session.scalars(select(Job).where(
+        ((Job.state == "running") & (Job.heartbeat_at < now - timedelta(seconds=stale_after)))
+        | ((Job.state == "queued") & (Job.created_at < now - timedelta(seconds=queued_after))))))
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    return None if dt is None else (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))

@@ -1,0 +1,151 @@
+"""Jobs through the REST API with a real Celery worker process on Redis: train, evaluate, merge end to end.
+
+One hub (SQLite + local blobs, the embedded default's storage) and one worker per module; the broker is Redis db 9,
+flushed first, so nothing else on this machine's Redis is touched.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.api.conftest import TINY_BASE, make_adapter_dir, start_hub, upload
+
+REDIS_URL = "redis://127.0.0.1:6379/9"
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def jobs_hub(tmp_path_factory, tiny_base):
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    tmp = tmp_path_factory.mktemp("jobs-hub")
+    live, stop = start_hub(tmp, ADAPTARIUM_BROKER_URL=REDIS_URL)
+    env = {**os.environ, "ADAPTARIUM_DATA_DIR": str(live.settings.data_dir),
+           "ADAPTARIUM_DATABASE_URL": live.settings.database_url, "ADAPTARIUM_STORAGE_URL": live.settings.storage_url,
+           "ADAPTARIUM_BROKER_URL": REDIS_URL, "OMP_NUM_THREADS": "1"}
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu,cpu",
+                               "--pool", "solo", "--loglevel", "warning", "-n", f"api-test-{os.getpid()}@%h"],
+                              env=env, cwd=ROOT)
+    with live.client() as c:
+        assert c.post("/api/v1/bases", json=tiny_base[2]).status_code == 201
+    yield live
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    stop()
+
+
+def wait_for(client, job_id: str, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish: {job}")
+
+
+def test_train_job_publishes_a_version_with_loss_curve_events(jobs_hub):
+    with jobs_hub.client() as c:
+        body = {"kind": "train", "inputs": [], "output": {"namespace": "jobs", "name": "caesar"},
+                "params": {"base": TINY_BASE, "task": "builtin:caesar_shift?n=64&seed=0", "steps": 12, "rank": 4,
+                           "lora_alpha": 8, "lr": 5e-3, "batch_size": 8, "seed": 0}}
+        r = c.post("/api/v1/jobs", json=body)
+        assert r.status_code == 202, r.text
+        job = wait_for(c, r.json()["id"])
+        assert job["state"] == "succeeded", job
+        assert job["results"] == ["jobs/caesar@1"] and job["progress"] == 1.0 and job["attempts"] == 1
+        version = c.get("/api/v1/adapters/jobs/caesar/versions/1").json()
+        assert version["base"] == TINY_BASE and version["job_id"] == job["id"] and version["peft_config"]["r"] == 4
+        events = c.get(f"/api/v1/jobs/{job['id']}/events").json()["items"]
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        losses = [e["data"]["value"] for e in events if e["type"] == "metric" and e["data"].get("name") == "loss"]
+        assert len(losses) == 12
+        later = c.get(f"/api/v1/jobs/{job['id']}/events", params={"after": events[-3]["seq"]}).json()["items"]
+        assert [e["seq"] for e in later] == [events[-2]["seq"], events[-1]["seq"]]
+
+
+def test_events_stream_as_server_sent_events_until_the_job_ends(jobs_hub):
+    with jobs_hub.client() as c:
+        job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 1.0}}).json()
+        lines = []
+        with c.stream("GET", f"/api/v1/jobs/{job['id']}/events", headers={"Accept": "text/event-stream"}) as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                lines.append(line)
+        data = [json.loads(l[5:]) for l in lines if l.startswith("data:")]
+        assert data[-1] == {"state": "succeeded"}
+        assert any(d.get("type") == "state" for d in data[:-1])
+
+
+def test_evaluate_and_merge_jobs_record_metrics_and_lineage(jobs_hub, tmp_path):
+    with jobs_hub.client() as c:
+        for seed, name in [(1, "left"), (2, "right")]:
+            assert upload(c, "jobs", name, make_adapter_dir(tmp_path / name, seed=seed)).status_code == 201
+        ev = c.post("/api/v1/jobs", json={"kind": "evaluate", "inputs": ["jobs/left@1"],
+                                          "params": {"task": "builtin:caesar_shift?n=8&test=8&seed=1"}}).json()
+        assert wait_for(c, ev["id"])["state"] == "succeeded"
+        metrics = c.get("/api/v1/adapters/jobs/left/versions/1").json()["metrics"]
+        assert any(k.startswith("eval/") for k in metrics), metrics
+        merge = c.post("/api/v1/jobs", json={"kind": "merge", "inputs": ["jobs/left@1", "jobs/right"],
+                                             "params": {"method": "lego", "rank": 4},
+                                             "output": {"namespace": "jobs", "name": "merged"}}).json()
+        done = wait_for(c, merge["id"])
+        assert done["state"] == "succeeded", done
+        lineage = c.get("/api/v1/adapters/jobs/merged/versions/1/lineage").json()
+        assert sorted((p["version"], p["relation"]) for p in lineage["parents"]) == [
+            ("jobs/left@1", "merged_from"), ("jobs/right@1", "merged_from")]
+        assert c.get("/api/v1/adapters/jobs/merged/versions/1").json()["metrics"]["merge"]["method"] == "lego"
+
+
+def test_bad_job_requests_are_422_and_queue_nothing(jobs_hub, tmp_path):
+    with jobs_hub.client() as c:
+        upload(c, "jobs", "yanked-one", make_adapter_dir(tmp_path / "y", seed=3))
+        c.delete("/api/v1/adapters/jobs/yanked-one/versions/1")
+        before = jobs_hub.count("select count(*) from jobs")
+        bad = [
+            {"kind": "teleport", "params": {}},
+            {"kind": "train", "params": {"base": TINY_BASE, "task": "builtin:caesar_shift", "steps": "many"},
+             "output": {"namespace": "jobs", "name": "t"}},
+            {"kind": "evaluate", "inputs": ["jobs/does-not-exist@1"], "params": {"task": "builtin:caesar_shift"}},
+            {"kind": "evaluate", "inputs": ["jobs/yanked-one@1"], "params": {"task": "builtin:caesar_shift"}},
+            {"kind": "merge", "inputs": ["jobs/yanked-one@1"], "params": {"method": "lego"},
+             "output": {"namespace": "jobs", "name": "m"}},
+        ]
+        for body in bad:
+            r = c.post("/api/v1/jobs", json=body)
+            assert r.status_code == 422, (body, r.text)
+            assert r.json()["detail"]
+        assert jobs_hub.count("select count(*) from jobs") == before
+
+
+def test_idempotency_key_returns_the_same_job(jobs_hub):
+    with jobs_hub.client() as c:
+        body = {"kind": "noop", "params": {"seconds": 0.1}}
+        first = c.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "abc-123"}).json()
+        second = c.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "abc-123"}).json()
+        assert first["id"] == second["id"]
+        assert wait_for(c, first["id"])["state"] == "succeeded"
+
+
+def test_cancel_a_running_job_and_retry_it(jobs_hub):
+    with jobs_hub.client() as c:
+        job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 30}}).json()
+        deadline = time.monotonic() + 60
+        while c.get(f"/api/v1/jobs/{job['id']}").json()["state"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert c.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200
+        assert wait_for(c, job["id"], timeout=30)["state"] == "cancelled"
+        retried = c.post(f"/api/v1/jobs/{job['id']}/retry")
+        assert retried.status_code == 202 and retried.json()["state"] == "queued"
+        c.post(f"/api/v1/jobs/{job['id']}/cancel")
+        assert wait_for(c, job["id"], timeout=60)["state"] == "cancelled"

@@ -1,0 +1,44 @@
+"""The Celery app the workers run: one task, `adaptarium.run_job`, plus the recovery loop started with each worker.
+
+Acks are late and a lost worker's message is requeued (Redis: after the visibility timeout), so a job survives a
+killed worker; the runner's claim makes a second delivery harmless. Routing is by queue name (gpu, cpu), chosen per
+kind when the job is dispatched (hub.job_params.queue_for).
+"""
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+
+from hub.dispatch import TASK_NAME, celery_config
+from hub.settings import Settings
+
+app = Celery("adaptarium")
+app.conf.update(celery_config(Settings.from_env().broker_url))
+app.conf.worker_hijack_root_logger = False
+
+
+@app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)
+def run_job(job_id: str) -> str:
+    from workers.recovery import busy
+    from workers.runner import run_job as run
+
+    busy.set()
+    try:
+        return run(job_id)
+    finally:
+        busy.clear()
+
+
+@worker_ready.connect
+def _start_recovery(sender=None, **_):
+    from workers.recovery import start
+
+    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else ["gpu", "cpu"]
+    start(queues)
+
+
+@worker_shutdown.connect
+def _stop_recovery(**_):
+    from workers.recovery import stop
+
+    stop()

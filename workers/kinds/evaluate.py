@@ -1,0 +1,27 @@
+"""`evaluate`: exact match of an adapter version on a task's test split (or a dataset), stored on that version."""
+from __future__ import annotations
+
+from lora.evaluation import evaluate_task
+from lora.tasks import load_task
+from workers.kinds.base import JobContext, Output
+
+
+def run(ctx: JobContext, params: dict) -> list[Output]:
+    (ref,) = ctx.inputs
+    adapter, info = ctx.load_adapter(ref)
+    ctx.progress(0.1, "loading base")
+    model, tokenizer = ctx.load_base(info["base"])
+    if params.get("task"):
+        task = load_task(params["task"])
+        examples, name = task.test, task.name
+    else:
+        examples = [{"prompt": p, "completion": c} for p, c in ctx.load_dataset(params["dataset"])]
+        name = params["dataset"].split("@", 1)[0].replace("/", ".")
+    if params.get("limit"):
+        examples = examples[: params["limit"]]
+    ctx.check_cancelled()
+    ctx.progress(0.3, "generating")
+    scores = evaluate_task(model, tokenizer, adapter, examples, max_new_tokens=params.get("max_new_tokens"))
+    ctx.metric(f"eval/{name}/exact_match", scores["exact_match"])
+    metrics = {f"eval/{name}/exact_match": scores["exact_match"], f"eval/{name}/n": scores["n"]}
+    return [Output(metrics=metrics, update_metrics_of=info["ref"])]
