@@ -37,7 +37,8 @@ def celery_config(broker_url: str) -> dict:
         processed.mkdir(parents=True, exist_ok=True)
         config["broker_url"] = "filesystem://"
         config["broker_transport_options"] = {"data_folder_in": str(folder), "data_folder_out": str(folder),
-                                              "processed_folder": str(processed), "store_processed": False}
+                                              "processed_folder": str(processed), "store_processed": False,
+                                              "control_folder": str(folder.parent / "control")}
     return config
 
 

@@ -1,0 +1,361 @@
+"""`adaptarium`: run the hub (`up`, `worker`, `db upgrade`, `token create`) and use it (`bases add`, `push`, `pull`,
+`ls`, `show`, `merge`, `jobs`).
+
+Serving commands work on the database directly; every other command is a client of the REST API (ADAPTARIUM_URL,
+ADAPTARIUM_TOKEN), so the CLI sees exactly what the dashboard and other clients see. Only `bases add` imports torch,
+inside the command, to compute a base's module shapes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.table import Table
+
+from hub.client import ClientError, HubClient
+
+app = typer.Typer(help="Adaptarium: a registry and job service for LoRA adapters.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+bases_app = typer.Typer(help="Base models.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Jobs.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(bases_app, name="bases")
+app.add_typer(jobs_app, name="jobs")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _client() -> HubClient:
+    return HubClient()
+
+
+def _split_ref(text: str) -> tuple[str, str, str]:
+    path, _, ref = text.partition("@")
+    namespace, slash, name = path.partition("/")
+    if not slash or not namespace or not name:
+        _fail(f"{text!r} is not namespace/name[@version]")
+    return namespace, name, ref or "latest"
+
+
+def _transfer_bar() -> Progress:
+    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    console=err)
+
+
+# ------------------------------------------------------------------ serving
+
+def _ensure_admin_token(settings) -> str:
+    """The admin token of this data dir: created on first start, written to DIR/admin-token with mode 600."""
+    from hub import auth
+    from hub.db import make_engine, make_session_factory
+
+    path = settings.data_dir / "admin-token"
+    if path.exists():
+        return path.read_text().strip()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            token = auth.create_token(session, None, {"read", "write", "admin"})
+            session.commit()
+    finally:
+        engine.dispose()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGTERM when `up` exits, even when uvicorn re-raises the signal that stopped it."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@app.command()
+def up(data_dir: Path = typer.Option(Path("./adaptarium-data"), help="Where the database, blobs and broker live."),
+       port: int = typer.Option(8000), host: str = typer.Option("127.0.0.1"),
+       worker: bool = typer.Option(True, help="Also start one worker process on the gpu and cpu queues.")):
+    """Run the hub on one machine: API + one worker, SQLite + local blobs + embedded broker unless configured."""
+    import uvicorn
+
+    from hub.migrate import upgrade
+    from hub.settings import Settings
+
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["ADAPTARIUM_DATA_DIR"] = str(data_dir)
+    settings = Settings.from_env()
+    upgrade(settings.database_url)
+    token = _ensure_admin_token(settings)
+    console.print(f"Adaptarium hub on [bold]http://{host}:{port}[/bold]  (data in {data_dir})")
+    console.print(f"admin token: [bold]{token}[/bold]  (also in {data_dir / 'admin-token'})")
+    child = None
+    if worker:
+        child = subprocess.Popen([sys.executable, "-m", "hub.cli", "worker", "--queues", "gpu,cpu"],
+                                 env=os.environ.copy(), preexec_fn=_die_with_parent)
+    try:
+        uvicorn.run("hub.api.app:create_app", factory=True, host=host, port=port, log_level="info")
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+@app.command(name="worker")
+def worker_cmd(queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to consume."),
+               concurrency: int = typer.Option(1)):
+    """Run a Celery worker for jobs (on GPU hosts: --queues gpu; on CPU hosts: --queues cpu)."""
+    from workers.main import run_worker
+
+    run_worker([q.strip() for q in queues.split(",") if q.strip()], concurrency)
+
+
+@db_app.command("upgrade")
+def db_upgrade():
+    """Bring the database (ADAPTARIUM_DATABASE_URL) to the newest schema."""
+    from hub.migrate import upgrade
+    from hub.settings import Settings
+
+    upgrade(Settings.from_env().database_url)
+    console.print("database is up to date")
+
+
+@token_app.command("create")
+def token_create(namespace: str = typer.Option(None, help="Namespace the token is limited to (all if omitted)."),
+                 scope: str = typer.Option("read", help="read, write or admin")):
+    """Create an API token (printed once; only its hash is stored)."""
+    from hub import auth
+    from hub.db import make_engine, make_session_factory
+    from hub.registry import RegistryError
+    from hub.settings import Settings
+
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            try:
+                token = auth.create_token(session, namespace, {scope})
+            except RegistryError as exc:
+                _fail(exc.detail)
+            session.commit()
+    finally:
+        engine.dispose()
+    print(token)
+
+
+# ------------------------------------------------------------------ registry
+
+@bases_app.command("add")
+def bases_add(name: str, from_dir: Path = typer.Option(None, help="A Hugging Face model folder."),
+              from_gguf: Path = typer.Option(None, help="A GGUF file (dequantised and cached)."),
+              tiny: str = typer.Option(None, help="A tiny random model family: llama, qwen2, gemma3."),
+              alias: list[str] = typer.Option([], help="Other names, e.g. the HF id adapters name.")):
+    """Register a base model; loads it once with transformers to record its adaptable modules' shapes."""
+    chosen = [x for x in (from_dir, from_gguf, tiny) if x]
+    if len(chosen) != 1:
+        _fail("give exactly one of --from-dir, --from-gguf, --tiny")
+    from lora.bases import architecture, load_base, module_shapes
+
+    spec = f"dir:{from_dir.resolve()}" if from_dir else f"gguf:{from_gguf.resolve()}" if from_gguf else f"tiny:{tiny}?seed=0"
+    try:
+        model, _ = load_base(spec)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    body = {"name": name, "architecture": architecture(model), "source": spec, "aliases": list(alias),
+            "module_shapes": {m: list(s) for m, s in module_shapes(model).items()}}
+    with _client() as client:
+        try:
+            base = client.add_base(body)
+        except ClientError as exc:
+            _fail(exc.detail)
+    console.print(f"registered base [bold]{base['name']}[/bold] ({base['architecture']}, "
+                  f"{len(base['module_shapes'])} adaptable modules)")
+
+
+@app.command()
+def push(directory: Path, target: str, tag: str = typer.Option(None), base: str = typer.Option(None)):
+    """Upload a PEFT adapter folder as the next version of namespace/name."""
+    namespace, name, _ = _split_ref(target)
+    if not (directory / "adapter_config.json").is_file():
+        _fail(f"{directory} has no adapter_config.json")
+    total = sum((directory / n).stat().st_size for n in ("adapter_config.json", "adapter_model.safetensors", "README.md")
+                if (directory / n).is_file())
+    with _client() as client, _transfer_bar() as bar:
+        task = bar.add_task(f"push {namespace}/{name}", total=total)
+        try:
+            version = client.push(directory, namespace, name, tag=tag, base=base,
+                                  on_bytes=lambda n: bar.advance(task, n))
+        except ClientError as exc:
+            bar.stop()
+            _fail(exc.detail)
+    console.print(f"pushed [bold]{version['ref']}[/bold]")
+
+
+@app.command()
+def pull(source: str, directory: Path):
+    """Download a version (namespace/name[@ref]) into a folder that PeftModel.from_pretrained can load."""
+    namespace, name, ref = _split_ref(source)
+    with _client() as client:
+        try:
+            version = client.version(namespace, name, ref)
+        except ClientError as exc:
+            _fail(exc.detail)
+        with _transfer_bar() as bar:
+            task = bar.add_task(f"pull {version['ref']}", total=sum(f["size"] for f in version["files"]))
+            try:
+                client.pull(namespace, name, str(version["number"]), directory, on_bytes=lambda n: bar.advance(task, n))
+            except ClientError as exc:
+                bar.stop()
+                _fail(exc.detail)
+    console.print(f"pulled [bold]{version['ref']}[/bold] into {directory}")
+
+
+@app.command(name="ls")
+def list_adapters(namespace: str = typer.Option(None), base: str = typer.Option(None),
+                  q: str = typer.Option(None, "-q", help="Text to look for in names and descriptions.")):
+    """List adapters."""
+    with _client() as client:
+        try:
+            items = client.get("/api/v1/adapters", namespace=namespace, base=base, q=q)["items"]
+        except ClientError as exc:
+            _fail(exc.detail)
+    table = Table("adapter", "base", "latest", "versions", "tags")
+    for a in items:
+        table.add_row(f"{a['namespace']}/{a['name']}", a["base"] or "", str(a["latest"] or "-"),
+                      str(a["version_count"]), ", ".join(f"{t}→{n}" for t, n in sorted(a["tags"].items())))
+    console.print(table)
+
+
+@app.command()
+def show(target: str):
+    """Show an adapter's versions, or one version's files, metrics and lineage (namespace/name@ref)."""
+    namespace, name, ref = _split_ref(target)
+    with _client() as client:
+        try:
+            if "@" not in target:
+                adapter = client.get(f"/api/v1/adapters/{namespace}/{name}")
+                versions = client.get(f"/api/v1/adapters/{namespace}/{name}/versions")["items"]
+                table = Table("version", "created", "tags", "yanked", "metrics")
+                for v in versions:
+                    table.add_row(str(v["number"]), v["created_at"][:19], ", ".join(v["tags"]),
+                                  "yes" if v["yanked"] else "", json.dumps(v["metrics"])[:60])
+                console.print(f"[bold]{namespace}/{name}[/bold] on {adapter['base']}")
+                console.print(table)
+                return
+            version = client.version(namespace, name, ref)
+            lineage = client.get(f"/api/v1/adapters/{namespace}/{name}/versions/{version['number']}/lineage")
+        except ClientError as exc:
+            _fail(exc.detail)
+    console.print(f"[bold]{version['ref']}[/bold] on {version['base']}  tags: {', '.join(version['tags']) or '-'}"
+                  f"{'  (yanked)' if version['yanked'] else ''}")
+    for f in version["files"]:
+        console.print(f"  {f['name']}  {f['size']} bytes  sha256 {f['sha256'][:16]}…")
+    if version["metrics"]:
+        console.print("metrics: " + json.dumps(version["metrics"], indent=2))
+    for edge in lineage["parents"]:
+        console.print(f"  {edge['relation']} {edge['version']}")
+
+
+# ------------------------------------------------------------------ jobs
+
+def _wait(client: HubClient, job_id: str) -> dict:
+    with Progress("[progress.description]{task.description}", BarColumn(), "{task.percentage:>3.0f}%",
+                  console=err) as bar:
+        task = bar.add_task(job_id[:8], total=1.0)
+        while True:
+            job = client.job(job_id)
+            bar.update(task, completed=job["progress"], description=f"{job_id[:8]} {job['state']} {job['stage'] or ''}")
+            if job["state"] in ("succeeded", "failed", "cancelled"):
+                return job
+            time.sleep(0.5)
+
+
+def _report(job: dict) -> None:
+    colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(job["state"], "white")
+    console.print(f"job {job['id']} [{colour}]{job['state']}[/{colour}] {' '.join(job['results'])}")
+    if job["error"]:
+        console.print(f"[red]{job['error']['type']}: {job['error']['message']}[/red]")
+        raise typer.Exit(1)
+
+
+@app.command()
+def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns/name[@ref] (or bare names in the "
+                                                      "namespace of --into)."),
+          into: str = typer.Option(..., help="Output adapter namespace/name."),
+          method: str = typer.Option("lego"), rank: int = typer.Option(None), density: float = typer.Option(None),
+          weights: str = typer.Option(None, help="Comma-separated, one per input."),
+          wait: bool = typer.Option(True)):
+    """Merge adapters with LoRA-LEGO or a standard method, as a job."""
+    namespace, name, _ = _split_ref(into)
+    refs = [ref if "/" in ref else f"{namespace}/{ref}" for ref in inputs]
+    params = {"method": method}
+    if rank is not None:
+        params["rank"] = rank
+    if density is not None:
+        params["density"] = density
+    if weights:
+        params["weights"] = [float(w) for w in weights.split(",")]
+    with _client() as client:
+        try:
+            job = client.submit("merge", refs, params, {"namespace": namespace, "name": name})
+            console.print(f"submitted merge job {job['id']}")
+            if wait:
+                _report(_wait(client, job["id"]))
+        except ClientError as exc:
+            _fail(exc.detail)
+
+
+@jobs_app.command("ls")
+def jobs_ls(state: str = typer.Option(None), kind: str = typer.Option(None)):
+    with _client() as client:
+        try:
+            items = client.get("/api/v1/jobs", state=state, kind=kind)["items"]
+        except ClientError as exc:
+            _fail(exc.detail)
+    table = Table("id", "kind", "state", "progress", "results")
+    for j in items:
+        table.add_row(j["id"][:12], j["kind"], j["state"], f"{j['progress']:.0%}", " ".join(j["results"]))
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str):
+    with _client() as client:
+        try:
+            console.print_json(json.dumps(client.job(job_id)))
+        except ClientError as exc:
+            _fail(exc.detail)
+
+
+@jobs_app.command("wait")
+def jobs_wait(job_id: str):
+    with _client() as client:
+        try:
+            _report(_wait(client, job_id))
+        except ClientError as exc:
+            _fail(exc.detail)
+
+
+if __name__ == "__main__":
+    app()

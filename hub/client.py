@@ -1,0 +1,127 @@
+"""A small HTTP client for the REST API, used by the CLI (and handy in notebooks).
+
+Uploads stream from disk and downloads stream to disk, with an optional callback per chunk for progress bars, so a
+multi-GB adapter never sits in memory. Errors carry the server's `detail` so the CLI can show what was wrong.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+UPLOAD_NAMES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(f"{status}: {detail}")
+        self.status, self.detail = status, detail
+
+
+class _ProgressReader:
+    """A file wrapper that reports bytes as httpx reads them for the multipart body."""
+
+    def __init__(self, path: Path, on_bytes: Callable[[int], None] | None):
+        self._file = open(path, "rb")
+        self._on_bytes = on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        if chunk and self._on_bytes:
+            self._on_bytes(len(chunk))
+        return chunk
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+class HubClient:
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 600):
+        self.url = (url or os.environ.get("ADAPTARIUM_URL") or "http://127.0.0.1:8000").rstrip("/")
+        token = token if token is not None else os.environ.get("ADAPTARIUM_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise ClientError(response.status_code, detail if isinstance(detail, str) else str(detail))
+        return response
+
+    def get(self, path: str, **params) -> dict:
+        return self._check(self.http.get(path, params={k: v for k, v in params.items() if v is not None})).json()
+
+    def post(self, path: str, json: dict, headers: dict | None = None) -> dict:
+        return self._check(self.http.post(path, json=json, headers=headers)).json()
+
+    # ------------------------------------------------------------------ registry
+
+    def add_base(self, body: dict) -> dict:
+        return self.post("/api/v1/bases", body)
+
+    def push(self, directory: Path, namespace: str, name: str, tag: str | None = None, base: str | None = None,
+             on_bytes: Callable[[int], None] | None = None) -> dict:
+        directory = Path(directory)
+        present = [n for n in UPLOAD_NAMES if (directory / n).is_file()]
+        readers = {n: _ProgressReader(directory / n, on_bytes) for n in present}
+        data = {k: v for k, v in {"tag": tag, "base": base}.items() if v}
+        try:
+            response = self.http.post(f"/api/v1/adapters/{namespace}/{name}/versions", data=data,
+                                      files={n: (n, r, "application/octet-stream") for n, r in readers.items()})
+        finally:
+            for reader in readers.values():
+                reader.close()
+        return self._check(response).json()
+
+    def version(self, namespace: str, name: str, ref: str = "latest") -> dict:
+        return self.get(f"/api/v1/adapters/{namespace}/{name}/versions/{ref}")
+
+    def pull(self, namespace: str, name: str, ref: str, directory: Path,
+             on_bytes: Callable[[int], None] | None = None) -> dict:
+        """Download every file of a version into `directory`, checking each sha256; returns the version."""
+        version = self.version(namespace, name, ref)
+        directory = Path(directory)
+        for entry in version["files"]:
+            target = directory / entry["name"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256()
+            url = f"/api/v1/adapters/{namespace}/{name}/versions/{version['number']}/files/{entry['name']}"
+            with self.http.stream("GET", url) as response, open(str(target) + ".part", "wb") as out:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response)
+                for chunk in response.iter_bytes(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    if on_bytes:
+                        on_bytes(len(chunk))
+            if digest.hexdigest() != entry["sha256"]:
+                Path(str(target) + ".part").unlink(missing_ok=True)
+                raise ClientError(0, f"{entry['name']}: downloaded bytes do not match sha256 {entry['sha256']}")
+            os.replace(str(target) + ".part", target)
+        return version
+
+    # ------------------------------------------------------------------ jobs
+
+    def submit(self, kind: str, inputs: list[str], params: dict, output: dict | None = None) -> dict:
+        return self.post("/api/v1/jobs", {"kind": kind, "inputs": inputs, "params": params, "output": output})
+
+    def job(self, job_id: str) -> dict:
+        return self.get(f"/api/v1/jobs/{job_id}")

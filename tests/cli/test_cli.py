@@ -1,0 +1,108 @@
+"""The `adaptarium` CLI against a real hub: registry commands over HTTP, and `up` as a user would run it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from hub.cli import app
+from tests.api.conftest import make_adapter_dir, start_hub
+from tests.conftest import free_port
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(tmp_path, monkeypatch):
+    """A live hub (SQLite + local blobs) and the CLI's environment pointing at it with the admin token."""
+    live, stop = start_hub(tmp_path)
+    monkeypatch.setenv("ADAPTARIUM_URL", live.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", live.admin_token)
+    monkeypatch.setenv("ADAPTARIUM_DATA_DIR", str(live.settings.data_dir))
+    monkeypatch.delenv("ADAPTARIUM_DATABASE_URL", raising=False)
+    yield live
+    stop()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_bases_push_ls_show_pull_round_trip(cli_env, tmp_path):
+    r = invoke("bases", "add", "tiny-llama", "--tiny", "llama")
+    assert r.exit_code == 0, r.output
+    assert "registered base tiny-llama" in r.output
+    adapter_dir = make_adapter_dir(tmp_path / "a")
+    r = invoke("push", adapter_dir, "team/demo", "--tag", "prod")
+    assert r.exit_code == 0, r.output
+    assert "team/demo@1" in r.output
+    r = invoke("ls")
+    assert r.exit_code == 0 and "team/demo" in r.output and "prod→1" in r.output
+    r = invoke("show", "team/demo@prod")
+    assert r.exit_code == 0 and "adapter_model.safetensors" in r.output
+    r = invoke("pull", "team/demo@1", tmp_path / "out")
+    assert r.exit_code == 0, r.output
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        assert (tmp_path / "out" / name).read_bytes() == (adapter_dir / name).read_bytes()
+
+
+def test_push_to_an_unknown_base_prints_the_server_reason_and_exits_1(cli_env, tmp_path):
+    r = invoke("push", make_adapter_dir(tmp_path / "a"), "team/demo")
+    assert r.exit_code == 1
+    assert "unknown base 'tiny-llama'" in r.output
+
+
+def test_pull_of_a_missing_version_fails_cleanly(cli_env, tmp_path):
+    r = invoke("pull", "team/none@3", tmp_path / "out")
+    assert r.exit_code == 1 and "no adapter team/none" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_token_create_prints_a_token_that_the_api_accepts(cli_env):
+    r = invoke("token", "create", "--namespace", "team", "--scope", "write")
+    assert r.exit_code == 0, r.output
+    token = r.output.strip().splitlines()[-1]
+    with httpx.Client(base_url=cli_env.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        assert c.get("/api/v1/adapters").status_code == 200
+        assert c.post("/api/v1/namespaces", json={"name": "x"}).status_code == 403  # write, not admin
+    assert invoke("token", "create", "--scope", "root").exit_code == 1
+
+
+def test_up_starts_the_hub_and_a_worker_on_the_embedded_defaults(tmp_path):
+    port = free_port()
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTARIUM_")}
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "up", "--data-dir", str(data_dir), "--port", str(port)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "hub did not answer"
+            time.sleep(0.3)
+        token_file = data_dir / "admin-token"
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+            job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 0.2}}).json()
+            deadline = time.monotonic() + 90
+            while c.get(f"/api/v1/jobs/{job['id']}").json()["state"] != "succeeded":
+                assert time.monotonic() < deadline, "the embedded worker did not run the job"
+                time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert f"http://127.0.0.1:{port}" in output and token in output
