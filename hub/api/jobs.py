@@ -28,7 +28,13 @@ class JobIn(Schema):
     kind: str
     inputs: list[str] = []
     params: dict = {}
-    output: dict | None = None
+    output: dict | str | None = None  # {"namespace", "name"} or the shorthand "namespace/name"
+
+    def output_dict(self) -> dict | None:
+        if isinstance(self.output, str):
+            namespace, _, name = self.output.partition("/")
+            return {"namespace": namespace, "name": name}
+        return self.output
 
 
 def _namespaces_of(inputs: list[str], output: dict | None) -> set[str]:
@@ -57,7 +63,8 @@ def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
 async def submit(body: JobIn, request: Request, session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token),
                  idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")) -> dict:
-    target = (body.output or {}).get("namespace")
+    output = body.output_dict()
+    target = (output or {}).get("namespace")
     if not isinstance(target, str):  # evaluate writes metrics onto its input's version
         target = body.inputs[0].split("/", 1)[0] if body.inputs else None
     namespace = session.query(Namespace).filter_by(name=target).one_or_none() if target else None
@@ -69,7 +76,7 @@ async def submit(body: JobIn, request: Request, session: Session = Depends(db),
     session.rollback()
     job = await run_in_threadpool(
         job_service.create_job, request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
-        params=body.params, output=body.output, created_by=f"token:{tok.prefix}" if tok else None,
+        params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,
         idempotency_key=idempotency_key, settings=request.app.state.settings,
         queue_routes=os.environ.get("ADAPTARIUM_QUEUE_ROUTES"))
     return job_service.job_to_dict(job)

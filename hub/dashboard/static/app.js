@@ -164,14 +164,15 @@ async function viewJob(root, id) {
 
   function onEvent(ev) {
     const data = ev.data && typeof ev.data === "object" ? ev.data : (ev.metrics || ev.payload || {});
-    const lossValue = ev.loss ?? data.loss;
+    // metric events are {"type": "metric", "data": {"name": "loss", "value", "step"}}
+    const lossValue = ev.loss ?? data.loss ?? (data.name === "loss" ? data.value : undefined);
     if (lossValue !== undefined && lossValue !== null) {
       loss.push([Number(ev.step ?? data.step ?? loss.length), Number(lossValue)]);
       root.querySelector("#loss").innerHTML = lossChart(loss);
     }
-    const msg = ev.message ?? ev.line ?? ev.text ?? (lossValue !== undefined ? `step ${ev.step ?? data.step} loss ${Number(lossValue).toFixed(4)}` : JSON.stringify(ev));
+    const msg = ev.message ?? data.message ?? (lossValue !== undefined ? `step ${ev.step ?? data.step} loss ${Number(lossValue).toFixed(4)}` : JSON.stringify(data));
     const kind = ev.type || ev.kind || ev.level || "";
-    log.textContent += `${ev.created_at ? new Date(ev.created_at).toLocaleTimeString() + " " : ""}${kind ? "[" + kind + "] " : ""}${msg}\n`;
+    log.textContent += `${ev.at ? new Date(ev.at).toLocaleTimeString() + " " : ""}${kind ? "[" + kind + "] " : ""}${msg}\n`;
     log.scrollTop = log.scrollHeight;
     if (ev.progress !== undefined || ev.state !== undefined || kind === "state" || kind === "progress") refreshJob().catch(() => {});
   }

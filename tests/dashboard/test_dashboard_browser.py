@@ -1,0 +1,239 @@
+"""The dashboard driven in headless Chromium against a real hub (uvicorn, PostgreSQL, local blobs) and, for the job
+flow, a real Celery worker process on Redis db 6.
+
+These tests click through the page the way a person would, so they catch what the API tests cannot: a view that
+renders nothing because it misreads a response, a progress bar that never moves, a link that leads nowhere.
+Screenshots go to $ADAPTARIUM_SCREENSHOT_DIR or the pytest tmp dir, never into the repository.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from tests.conftest import free_port, wait_for_port
+
+REDIS_URL = "redis://127.0.0.1:6379/6"  # this test file's own Redis db; flushed before use
+BASE = "dash-tiny-llama"
+BASE_SOURCE = "tiny:llama"
+
+
+# ---------- a real hub and a real worker ----------
+
+@pytest.fixture(scope="module")
+def hub(pg_url, tmp_path_factory):
+    """A hub served by uvicorn in its own process on a loopback port; yields (url, admin token, env)."""
+    from hub import auth
+    from hub.db import make_engine, make_session_factory
+    from hub.migrate import upgrade
+    from hub.settings import Settings
+
+    data_dir = tmp_path_factory.mktemp("hub")
+    env = dict(os.environ, ADAPTARIUM_DATA_DIR=str(data_dir), ADAPTARIUM_DATABASE_URL=pg_url,
+               ADAPTARIUM_STORAGE_URL=f"file://{data_dir / 'blobs'}", ADAPTARIUM_BROKER_URL=REDIS_URL,
+               OMP_NUM_THREADS="1")
+    settings = Settings.from_env(env)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as session:
+        token = auth.create_token(session, None, {"read", "write", "admin"})
+        session.commit()
+    engine.dispose()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "hub.api.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"], env=env, cwd=Path(__file__).parents[2])
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}", token, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def worker(hub):
+    """One Celery worker process on both queues, consuming from Redis db 6."""
+    _, _, env = hub
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--queues", "gpu,cpu", "--pool", "solo",
+         "--concurrency", "1", "--loglevel", "warning", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+        env=env, cwd=Path(__file__).parents[2])
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def registered(hub, tmp_path_factory):
+    """A tiny base registered through the API and one adapter uploaded to it; returns the uploaded bytes."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from lora.bases import architecture, module_shapes, tiny_model
+
+    url, token, _ = hub
+    auth = {"Authorization": f"Bearer {token}"}
+    model, _ = tiny_model("llama")
+    res = httpx.post(f"{url}/api/v1/bases", headers=auth, json={
+        "name": BASE, "architecture": architecture(model), "source": BASE_SOURCE,
+        "module_shapes": {k: list(v) for k, v in module_shapes(model).items()}})
+    assert res.status_code in (200, 201), res.text
+    torch.manual_seed(0)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    out = tmp_path_factory.mktemp("adapter")
+    peft_model.save_pretrained(out)
+    files = {name: (out / name).read_bytes() for name in ("adapter_config.json", "adapter_model.safetensors")}
+    res = httpx.post(f"{url}/api/v1/adapters/dash/uploaded/versions", headers=auth, data={"base": BASE},
+                     files={k: (k, io.BytesIO(v)) for k, v in files.items()})
+    assert res.status_code == 201, res.text
+    return files
+
+
+# ---------- the browser ----------
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get("ADAPTARIUM_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def wait_for(driver, predicate, timeout=20.0, what="condition"):
+    # the page re-renders live parts (job header, progress) in place, so an element can go stale between polls
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(predicate, message=what)
+
+
+def text_of(driver, css):
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def open_page(driver, url, token, hash_):
+    """Load the page with the token in localStorage, the way the token field stores it."""
+    driver.get(f"{url}/")
+    driver.execute_script("localStorage.setItem('adaptarium-token', arguments[0]);", token)
+    driver.get(f"{url}/{hash_}")
+
+
+def page_errors(driver):
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+# ---------- registry pages ----------
+
+def test_adapter_list_links_to_a_page_with_versions_files_and_working_downloads(browser, hub, registered, shots):
+    url, token, _ = hub
+    open_page(browser, url, token, "#/adapters")
+    link = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-adapter="dash/uploaded"] a'),
+                    what="uploaded adapter listed")[0]
+    link.click()
+    wait_for(browser, lambda d: "Version 1" in text_of(d, "#view"), what="version card")
+    assert browser.find_elements(By.CSS_SELECTOR, '#versions [data-version="1"]')
+    downloads = {a.text: a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#files a")}
+    assert set(downloads) == set(registered)
+    for name, href in downloads.items():
+        got = httpx.get(href, headers={"Authorization": f"Bearer {token}"})
+        assert got.status_code == 200 and got.content == registered[name], name
+    assert browser.find_element(By.ID, "lineage-graph").get_attribute("data-edges") == "0"
+    browser.save_screenshot(str(shots / "adapter.png"))
+    assert page_errors(browser) == []
+
+
+def test_bases_page_lists_the_registered_base_and_filters_adapters_by_it(browser, hub, registered):
+    url, token, _ = hub
+    open_page(browser, url, token, "#/bases")
+    row = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-base="{BASE}"]'), what="base row")[0]
+    assert "llama" in row.text
+    row.find_element(By.LINK_TEXT, "adapters").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-adapter="dash/uploaded"]'), what="filtered")
+
+
+def test_missing_adapter_shows_the_api_error_instead_of_a_blank_page(browser, hub, registered):
+    url, token, _ = hub
+    open_page(browser, url, token, "#/adapters/dash/no-such-adapter")
+    error = wait_for(browser, lambda d: d.find_elements(By.ID, "load-error"), what="error shown")[0]
+    assert error.text.startswith("404")
+
+
+# ---------- the job flow ----------
+
+def test_train_job_from_the_form_reaches_100_percent_and_links_to_its_result(browser, hub, registered, worker, shots):
+    url, token, _ = hub
+    open_page(browser, url, token, "#/new")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'#base option[value="{BASE}"], #base option'),
+             what="form")
+    Select(browser.find_element(By.ID, "kind")).select_by_value("train")
+    Select(browser.find_element(By.ID, "base")).select_by_visible_text(BASE)
+    for field, value in {"task": "builtin:boolean_expressions?n=16&seed=0", "steps": "6", "rank": "2",
+                         "batch_size": "2", "output": "dash/trained"}.items():
+        box = browser.find_element(By.ID, field)
+        box.clear()
+        box.send_keys(value)
+    browser.find_element(By.ID, "submit-job").click()
+
+    wait_for(browser, lambda d: "#/jobs/" in d.current_url, what="job page opened")
+    job_id = browser.current_url.rsplit("/", 1)[-1]
+    seen = set()
+
+    def finished(d):
+        bar = d.find_elements(By.CSS_SELECTOR, "#job-head .progress")
+        if bar:
+            seen.add(int(bar[0].get_attribute("data-progress")))
+        state = d.find_elements(By.CSS_SELECTOR, "#job-head [data-state]")
+        return state and state[0].get_attribute("data-state") in ("succeeded", "failed", "cancelled")
+
+    wait_for(browser, finished, timeout=240, what="job finished")
+    state = browser.find_element(By.CSS_SELECTOR, "#job-head [data-state]").get_attribute("data-state")
+    assert state == "succeeded", text_of(browser, "#view")
+    assert max(seen) == 100
+    wait_for(browser, lambda d: int(d.find_element(By.ID, "loss-chart").get_attribute("data-points") or 0) > 0,
+             what="loss curve drawn")
+    assert "loss" in text_of(browser, "#log")
+    browser.save_screenshot(str(shots / "job.png"))
+
+    api_job = httpx.get(f"{url}/api/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}).json()
+    (result,) = api_job["results"]
+    # the job header re-renders every second; retry the click if the link was replaced under us
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#results a.ref").click() or True, what="result link")
+    version = result.split("@")[1]
+    wait_for(browser, lambda d: d.find_elements(By.ID, "version-title")
+             and d.find_element(By.ID, "version-title").text == f"Version {version}", what="result version page")
+    assert browser.find_element(By.CSS_SELECTOR, f'#lineage-graph [data-node="{result}"]')
+    browser.save_screenshot(str(shots / "result.png"))
+
+    open_page(browser, url, token, "#/jobs")
+    row = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-job="{job_id}"]'), what="job row")[0]
+    assert row.find_element(By.CSS_SELECTOR, ".progress").get_attribute("data-progress") == "100"
+    assert result in row.text
