@@ -1,0 +1,125 @@
+"""At-least-once jobs: a SIGKILLed worker, a Redis restart, an input yanked while queued.
+
+Each test runs real Celery worker processes against Redis db 10 and a hub on SQLite + local blobs. Short recovery
+timings (visibility timeout, heartbeat staleness, sweep period) are set through the environment so the tests take
+seconds instead of the production defaults' minutes.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.api.conftest import TINY_BASE, make_adapter_dir, start_hub, upload
+
+REDIS_URL = "redis://127.0.0.1:6379/10"
+ROOT = Path(__file__).parents[2]
+FAST_RECOVERY = {"ADAPTARIUM_VISIBILITY_TIMEOUT": "6", "ADAPTARIUM_STALE_SECONDS": "3",
+                 "ADAPTARIUM_RECOVERY_SECONDS": "1", "ADAPTARIUM_REQUEUE_QUEUED_AFTER": "2"}
+
+
+@pytest.fixture
+def hub_env(tmp_path, tiny_base):
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    live, stop = start_hub(tmp_path, ADAPTARIUM_BROKER_URL=REDIS_URL)
+    with live.client() as c:
+        assert c.post("/api/v1/bases", json=tiny_base[2]).status_code == 201
+    env = {**os.environ, **FAST_RECOVERY, "ADAPTARIUM_DATA_DIR": str(live.settings.data_dir),
+           "ADAPTARIUM_DATABASE_URL": live.settings.database_url, "ADAPTARIUM_STORAGE_URL": live.settings.storage_url,
+           "ADAPTARIUM_BROKER_URL": REDIS_URL, "OMP_NUM_THREADS": "1"}
+    workers: list[subprocess.Popen] = []
+
+    def start_worker(name: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu,cpu",
+                                 "--pool", "solo", "--loglevel", "warning", "-n", f"{name}-{os.getpid()}@%h"],
+                                env=env, cwd=ROOT)
+        workers.append(proc)
+        return proc
+
+    yield live, start_worker
+    for proc in workers:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    stop()
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sigkilled_worker_job_completes_exactly_once_on_a_new_worker(hub_env):
+    live, start_worker = hub_env
+    first = start_worker("doomed")
+    with live.client() as c:
+        job = c.post("/api/v1/jobs", json={
+            "kind": "train", "output": {"namespace": "rel", "name": "survivor"},
+            "params": {"base": TINY_BASE, "task": "builtin:caesar_shift?n=64&seed=0", "steps": 150, "rank": 4,
+                       "batch_size": 8, "lr": 1e-3}}).json()
+        wait_until(lambda: c.get(f"/api/v1/jobs/{job['id']}").json()["progress"] > 0.05, 120, "training to start")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        assert c.get(f"/api/v1/jobs/{job['id']}").json()["state"] == "running"  # nobody finished it
+        start_worker("rescuer")
+        done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{job['id']}").json())["state"] in
+                          ("succeeded", "failed") and j, 240, "the job to finish on the new worker")
+        assert done["state"] == "succeeded", done
+        assert done["attempts"] == 2
+        assert done["results"] == ["rel/survivor@1"]
+        assert [v["number"] for v in c.get("/api/v1/adapters/rel/survivor/versions").json()["items"]] == [1]
+    assert live.count("select count(*) from adapter_versions where job_id is not null") == 1
+
+
+def test_job_queued_during_a_redis_restart_still_runs(hub_env):
+    live, start_worker = hub_env
+    with live.client() as c:
+        job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 0.2}}).json()
+        assert redis.Redis.from_url(REDIS_URL).llen("cpu") == 1  # the message is in Redis...
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False)
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+                        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+                        "--logfile", "/var/log/redis/ci.log"], check=True)
+        wait_until(lambda: _redis_up(), 20, "Redis to come back")
+        assert redis.Redis.from_url(REDIS_URL).llen("cpu") == 0  # ...and Redis lost it (nothing is kept on disk)
+        start_worker("after-restart")
+        done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{job['id']}").json())["state"] in
+                          ("succeeded", "failed") and j, 60, "the requeued job")
+        assert done["state"] == "succeeded" and done["attempts"] == 1
+
+
+def test_input_yanked_while_queued_fails_with_a_clear_error(hub_env, tmp_path):
+    live, start_worker = hub_env
+    with live.client() as c:
+        upload(c, "rel", "short-lived", make_adapter_dir(tmp_path / "a"))
+        job = c.post("/api/v1/jobs", json={"kind": "evaluate", "inputs": ["rel/short-lived@1"],
+                                           "params": {"task": "builtin:caesar_shift?n=4&test=4"}}).json()
+        c.delete("/api/v1/adapters/rel/short-lived/versions/1")
+        start_worker("yank")
+        done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{job['id']}").json())["state"] in
+                          ("succeeded", "failed") and j, 120, "the job to fail")
+        assert done["state"] == "failed"
+        assert "yanked" in done["error"]["message"]
+        events = c.get(f"/api/v1/jobs/{job['id']}/events").json()["items"]
+        assert any(e["type"] == "error" and "Traceback" in e["data"]["traceback"] for e in events)
+
+
+def _redis_up() -> bool:
+    try:
+        return redis.Redis.from_url(REDIS_URL).ping()
+    except redis.ConnectionError:
+        return False
