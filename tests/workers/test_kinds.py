@@ -1,0 +1,68 @@
+"""Job kinds run as plain functions with the in-memory LocalContext (no hub, no broker), on tiny models."""
+from __future__ import annotations
+
+import pytest
+
+from hub.job_params import validate_job
+from lora.adapter import Adapter
+from lora.bases import load_base, module_shapes
+from merging import MergeError
+from workers.kinds import runner_for
+from workers.kinds.base import JobCancelled, LocalContext
+
+SPEC = "tiny:llama?seed=0"
+OUT = {"namespace": "t", "name": "x"}
+
+
+def train(ctx, **params):
+    full = validate_job("train", [], {"base": SPEC, "task": "builtin:caesar_shift?n=64", "rank": 4, "steps": 20,
+                                      "lr": 5e-3, "batch_size": 8, **params}, OUT)
+    return runner_for("train")(ctx, full)
+
+
+def test_train_lowers_the_loss_and_fits_the_base():
+    ctx = LocalContext()
+    (out,) = train(ctx, checkpoint_every=10)
+    losses = [d["value"] for kind, d in ctx.events if kind == "metric" and d["name"] == "loss"]
+    assert len(losses) == 20 and sum(losses[-5:]) < sum(losses[:5])
+    model, _ = load_base(SPEC)
+    assert out.adapter.mismatches(module_shapes(model)) == []
+    assert sorted(out.extra_files) == [f"checkpoints/step-{s}/{f}" for s in (10, 20)
+                                       for f in ("adapter_config.json", "adapter_model.safetensors")]
+    assert out.metrics["train/steps"] == 20
+
+
+def test_train_stops_when_cancelled():
+    class CancelLater(LocalContext):
+        def check_cancelled(self):
+            if sum(1 for kind, _ in self.events if kind == "metric") >= 3:
+                raise JobCancelled("stop")
+
+    ctx = CancelLater()
+    with pytest.raises(JobCancelled):
+        train(ctx)
+    assert sum(1 for kind, _ in ctx.events if kind == "metric") == 3
+
+
+def test_evaluate_and_merge_on_trained_adapters():
+    (a,) = train(LocalContext(), seed=1)
+    (b,) = train(LocalContext(), seed=2)
+    info = {"base": SPEC}
+    ctx = LocalContext(adapters={"t/a@1": (a.adapter, {**info, "ref": "t/a@1"}),
+                                 "t/b@1": (b.adapter, {**info, "ref": "t/b@1"})}, inputs=["t/a@1"])
+    (scores,) = runner_for("evaluate")(ctx, validate_job("evaluate", ["t/a@1"],
+                                                         {"task": "builtin:caesar_shift?n=8&test=8&seed=3"}, None))
+    assert scores.update_metrics_of == "t/a@1" and 0 <= scores.metrics["eval/caesar_shift/exact_match"] <= 1
+    ctx.inputs = ["t/a@1", "t/b@1"]
+    for method in ("lego", "linear"):
+        (merged,) = runner_for("merge")(ctx, validate_job("merge", ctx.inputs, {"method": method, "rank": 4}, OUT))
+        assert isinstance(merged.adapter, Adapter) and merged.metrics["merge"]["method"] == method
+        assert merged.parents == [("t/a@1", "merged_from"), ("t/b@1", "merged_from")]
+
+
+def test_merge_of_adapters_on_different_bases_is_refused():
+    (a,) = train(LocalContext(), steps=2)
+    ctx = LocalContext(adapters={"t/a@1": (a.adapter, {"base": SPEC, "ref": "t/a@1"}),
+                                 "t/b@1": (a.adapter, {"base": "other", "ref": "t/b@1"})}, inputs=["t/a@1", "t/b@1"])
+    with pytest.raises(MergeError, match="different bases"):
+        runner_for("merge")(ctx, validate_job("merge", ctx.inputs, {"method": "linear"}, OUT))
