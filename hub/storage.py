@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
 import tempfile
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -41,7 +43,13 @@ def check_sha(sha256: str) -> str:
 
 
 class Staging:
-    """A temp file being written; hashes as it goes and refuses to grow past `max_bytes`."""
+    """A temp file being written; hashes as it goes and refuses to grow past `max_bytes`.
+
+    Hashing and writing run on a helper thread fed through a short queue, so on a multi-core host they overlap with
+    receiving the next chunks from the network (hashlib and file writes release the GIL); the queue bound keeps
+    memory at a few chunks whatever the upload size."""
+
+    QUEUE_CHUNKS = 8
 
     def __init__(self, directory: Path, max_bytes: int | None):
         directory.mkdir(parents=True, exist_ok=True)
@@ -50,20 +58,45 @@ class Staging:
         self._hash = hashlib.sha256()
         self.size = 0
         self.max_bytes = max_bytes
+        self._queue: queue.Queue = queue.Queue(self.QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._hash.update(chunk)
+                    self._file.write(chunk)
+                except BaseException as exc:  # disk full etc.: reported by the next write() or finish()
+                    self._error = exc
 
     def write(self, chunk: bytes) -> None:
+        if self._error is not None:
+            self.abort()
+            raise self._error
         self.size += len(chunk)
         if self.max_bytes is not None and self.size > self.max_bytes:
             self.abort()
             raise UploadTooLarge(self.max_bytes)
-        self._hash.update(chunk)
-        self._file.write(chunk)
+        self._queue.put(bytes(chunk))
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
 
     def finish(self) -> StagedBlob:
+        self._stop()
         self._file.close()
+        if self._error is not None:
+            self.path.unlink(missing_ok=True)
+            raise self._error
         return StagedBlob(self.path, self._hash.hexdigest(), self.size)
 
     def abort(self) -> None:
+        self._stop()
         if not self._file.closed:
             self._file.close()
         self.path.unlink(missing_ok=True)
