@@ -149,3 +149,39 @@ def test_cancel_a_running_job_and_retry_it(jobs_hub):
         assert retried.status_code == 202 and retried.json()["state"] == "queued"
         c.post(f"/api/v1/jobs/{job['id']}/cancel")
         assert wait_for(c, job["id"], timeout=60)["state"] == "cancelled"
+
+
+def test_cli_merge_submits_a_job_waits_and_reports_the_result(jobs_hub, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    with jobs_hub.client() as c:
+        for seed, name in [(5, "cli-a"), (6, "cli-b")]:
+            assert upload(c, "jobs", name, make_adapter_dir(tmp_path / name, seed=seed)).status_code == 201
+    monkeypatch.setenv("ADAPTARIUM_URL", jobs_hub.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", jobs_hub.admin_token)
+    result = CliRunner().invoke(app, ["merge", "cli-a@1", "jobs/cli-b", "--method", "ties", "--density", "0.5",
+                                      "--into", "jobs/cli-merged"])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output and "jobs/cli-merged@1" in result.output
+    bad = CliRunner().invoke(app, ["merge", "cli-a@1", "--method", "lego", "--into", "jobs/x"])
+    assert bad.exit_code == 1 and "2 to 64 input" in bad.output
+
+
+def test_train_on_a_registry_dataset_records_trained_from_lineage(jobs_hub):
+    rows = b"".join(json.dumps({"prompt": f"shift: {w} =", "completion": f" {w[1:]}{w[0]}"}).encode() + b"\n"
+                    for w in ("abc", "bcd", "cde", "def", "efg", "fgh", "ghi", "hij"))
+    with jobs_hub.client() as c:
+        r = c.post("/api/v1/datasets/jobs/rotations/versions", files={"data.jsonl": ("data.jsonl", rows)})
+        assert r.status_code == 201, r.text
+        job = c.post("/api/v1/jobs", json={"kind": "train", "output": "jobs/from-data",
+                                           "params": {"base": TINY_BASE, "dataset": "jobs/rotations@1", "steps": 4,
+                                                      "rank": 2, "batch_size": 4}}).json()
+        done = wait_for(c, job["id"])
+        assert done["state"] == "succeeded", done
+        lineage = c.get("/api/v1/adapters/jobs/from-data/versions/1/lineage").json()
+        assert lineage["parents"] == [{"version": "jobs/rotations@1", "relation": "trained_from"}]
+        missing = c.post("/api/v1/jobs", json={"kind": "train", "output": "jobs/x",
+                                               "params": {"base": TINY_BASE, "dataset": "jobs/none@1"}})
+        assert missing.status_code == 422 and "jobs/none" in missing.json()["detail"]

@@ -237,3 +237,42 @@ def test_train_job_from_the_form_reaches_100_percent_and_links_to_its_result(bro
     row = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-job="{job_id}"]'), what="job row")[0]
     assert row.find_element(By.CSS_SELECTOR, ".progress").get_attribute("data-progress") == "100"
     assert result in row.text
+
+
+def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser, hub, registered, worker, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from lora.bases import tiny_model
+
+    url, token, _ = hub
+    auth = {"Authorization": f"Bearer {token}"}
+    model, _ = tiny_model("llama")
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "second")
+    files = {n: (n, (tmp_path / "second" / n).read_bytes()) for n in ("adapter_config.json", "adapter_model.safetensors")}
+    res = httpx.post(f"{url}/api/v1/adapters/dash/second/versions", headers=auth, data={"base": BASE}, files=files)
+    assert res.status_code == 201, res.text
+
+    open_page(browser, url, token, "#/new")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "kind"), what="form")
+    Select(browser.find_element(By.ID, "kind")).select_by_value("merge")
+    for ref in ("dash-uploaded", "dash-second"):
+        wait_for(browser, lambda d: d.find_elements(By.ID, f"pick-{ref}"), what=f"{ref} offered")[0].click()
+    Select(browser.find_element(By.ID, "method")).select_by_visible_text("lego")
+    rank = browser.find_element(By.ID, "merge-rank")
+    rank.clear()
+    rank.send_keys("4")
+    browser.find_element(By.ID, "output").send_keys("dash/merged")
+    browser.find_element(By.ID, "submit-job").click()
+    wait_for(browser, lambda d: "#/jobs/" in d.current_url, what="job page opened")
+    job_id = browser.current_url.rsplit("/", 1)[-1]
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#job-head [data-state]").get_attribute("data-state")
+             in ("succeeded", "failed"), timeout=120, what="merge finished")
+    job = httpx.get(f"{url}/api/v1/jobs/{job_id}", headers=auth).json()
+    assert job["state"] == "succeeded", job
+    assert job["kind"] == "merge" and job["params"]["method"] == "lego" and job["params"]["rank"] == 4
+    lineage = httpx.get(f"{url}/api/v1/adapters/dash/merged/versions/1/lineage", headers=auth).json()
+    assert sorted(p["version"] for p in lineage["parents"]) == ["dash/second@1", "dash/uploaded@1"]

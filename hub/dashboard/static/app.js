@@ -405,7 +405,7 @@ async function viewNewJob(root) {
     <div id="merge-fields" hidden>
       <label>adapters to merge (version or tag)</label><div id="merge-inputs">${adapters.map(a =>
         `<div class="pick"><input type="checkbox" value="${esc(a.namespace)}/${esc(a.name)}" id="pick-${esc(a.namespace)}-${esc(a.name)}">
-         <label for="pick-${esc(a.namespace)}-${esc(a.name)}">${esc(a.namespace)}/${esc(a.name)}</label> @ <input class="ref" value="${esc(a.latest_version ?? "latest")}"></div>`).join("") ||
+         <label for="pick-${esc(a.namespace)}-${esc(a.name)}">${esc(a.namespace)}/${esc(a.name)}</label> @ <input class="ref" value="${esc(a.latest ?? "latest")}"></div>`).join("") ||
         "<p class='muted'>no adapters yet</p>"}</div>
       <div class="row"><div><label for="method">method</label><select id="method" name="method">${MERGE_METHODS.map(m => `<option>${m}</option>`).join("")}</select></div>
         <div><label for="merge-rank">rank (k)</label><input id="merge-rank" type="number" min="1" value="8"></div>
