@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from bench.registry import free_port
 from hub import auth
 from hub.db import make_engine, make_session_factory
 from hub.dispatch import _client
@@ -35,12 +35,6 @@ from hub.settings import Settings
 
 REPORTS = Path(__file__).parent / "reports"
 REDIS_URL = "redis://127.0.0.1:6379/11"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_job(c: httpx.Client, job_id: str, timeout: float = 3600) -> dict:

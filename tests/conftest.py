@@ -5,18 +5,21 @@ Each test session gets its own PostgreSQL database so parallel runs on one machi
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 PG_ADMIN_URL = os.environ.get("ADAPTARIUM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 S3_ACCESS_KEY = "adaptarium-test"
 S3_SECRET_KEY = "adaptarium-test-secret"
+ROOT = Path(__file__).parents[1]
 
 
 def free_port() -> int:
@@ -36,17 +39,51 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing answered on 127.0.0.1:{port} within {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def pg_url():
-    """URL of a fresh, empty PostgreSQL database that is dropped when the session ends."""
+@contextlib.contextmanager
+def new_pg_database(prefix: str = "adaptarium_test"):
+    """Create an empty PostgreSQL database, yield its SQLAlchemy URL, drop it afterwards."""
     import psycopg
 
-    name = f"adaptarium_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """URL of a fresh PostgreSQL database shared by the whole test session."""
+    with new_pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+def private_pg_db():
+    """A PostgreSQL database of this test's own, dropped afterwards."""
+    with new_pg_database("adaptarium_one") as url:
+        yield url
+
+
+def start_worker(env: dict, name: str = "test") -> subprocess.Popen:
+    """A real Celery worker process on both queues (solo pool), configured by `env` (ADAPTARIUM_* URLs)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu,cpu", "--pool", "solo",
+         "--loglevel", "warning", "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"],
+        env={**env, "OMP_NUM_THREADS": "1"}, cwd=ROOT)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from hub import auth
 from hub.api.app import create_app
 from hub.migrate import upgrade
 from hub.settings import Settings
-from tests.conftest import PG_ADMIN_URL, free_port
+from tests.conftest import free_port
 
 TINY_BASE = "tiny-llama"
 
@@ -65,19 +64,6 @@ def serve(app, port: int):
         thread.join(timeout=10)
 
     return stop
-
-
-@pytest.fixture
-def private_pg_db():
-    """A PostgreSQL database of this test's own, dropped afterwards."""
-    import psycopg
-
-    name = f"adaptarium_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_hub(tmp_path: Path, database_url: str | None = None, storage_url: str | None = None, **overrides):

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
 
 from tests.api.conftest import TINY_BASE, make_adapter_dir, start_hub, upload
+from tests.conftest import start_worker, stop_process
 
 REDIS_URL = "redis://127.0.0.1:6379/9"
-ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +25,12 @@ def jobs_hub(tmp_path_factory, tiny_base):
     live, stop = start_hub(tmp, ADAPTARIUM_BROKER_URL=REDIS_URL)
     env = {**os.environ, "ADAPTARIUM_DATA_DIR": str(live.settings.data_dir),
            "ADAPTARIUM_DATABASE_URL": live.settings.database_url, "ADAPTARIUM_STORAGE_URL": live.settings.storage_url,
-           "ADAPTARIUM_BROKER_URL": REDIS_URL, "OMP_NUM_THREADS": "1"}
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu,cpu",
-                               "--pool", "solo", "--loglevel", "warning", "-n", f"api-test-{os.getpid()}@%h"],
-                              env=env, cwd=ROOT)
+           "ADAPTARIUM_BROKER_URL": REDIS_URL}
+    worker = start_worker(env, "api-test")
     with live.client() as c:
         assert c.post("/api/v1/bases", json=tiny_base[2]).status_code == 201
     yield live
-    worker.terminate()
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
+    stop_process(worker)
     stop()
 
 

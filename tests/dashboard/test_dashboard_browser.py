@@ -11,7 +11,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, start_worker, stop_process, wait_for_port
 
 REDIS_URL = "redis://127.0.0.1:6379/6"  # this test file's own Redis db; flushed before use
 BASE = "dash-tiny-llama"
@@ -68,16 +67,9 @@ def worker(hub):
     """One Celery worker process on both queues, consuming from Redis db 6."""
     _, _, env = hub
     redis.Redis.from_url(REDIS_URL).flushdb()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--queues", "gpu,cpu", "--pool", "solo",
-         "--concurrency", "1", "--loglevel", "warning", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        env=env, cwd=Path(__file__).parents[2])
+    proc = start_worker(env, "dashboard")
     yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_process(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ import pytest
 
 from hub.db import make_engine, make_session_factory
 from hub.migrate import upgrade
-from tests.api.conftest import private_pg_db  # noqa: F401 - fixture
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -1,2 +1,2 @@
 """Worker tests share the API tests' tiny base and hub helpers."""
-from tests.api.conftest import private_pg_db, tiny_base  # noqa: F401 - fixtures re-exported for this folder
+from tests.api.conftest import tiny_base  # noqa: F401 - fixture re-exported for this folder

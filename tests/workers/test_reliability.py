@@ -9,17 +9,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import redis
 
 from tests.api.conftest import TINY_BASE, make_adapter_dir, start_hub, upload
+from tests.conftest import start_worker, stop_process
 
 REDIS_URL = "redis://127.0.0.1:6379/10"
-ROOT = Path(__file__).parents[2]
 FAST_RECOVERY = {"ADAPTARIUM_VISIBILITY_TIMEOUT": "6", "ADAPTARIUM_STALE_SECONDS": "3",
                  "ADAPTARIUM_RECOVERY_SECONDS": "1", "ADAPTARIUM_REQUEUE_QUEUED_AFTER": "2"}
 
@@ -32,24 +30,16 @@ def hub_env(tmp_path, tiny_base):
         assert c.post("/api/v1/bases", json=tiny_base[2]).status_code == 201
     env = {**os.environ, **FAST_RECOVERY, "ADAPTARIUM_DATA_DIR": str(live.settings.data_dir),
            "ADAPTARIUM_DATABASE_URL": live.settings.database_url, "ADAPTARIUM_STORAGE_URL": live.settings.storage_url,
-           "ADAPTARIUM_BROKER_URL": REDIS_URL, "OMP_NUM_THREADS": "1"}
+           "ADAPTARIUM_BROKER_URL": REDIS_URL}
     workers: list[subprocess.Popen] = []
 
-    def start_worker(name: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu,cpu",
-                                 "--pool", "solo", "--loglevel", "warning", "-n", f"{name}-{os.getpid()}@%h"],
-                                env=env, cwd=ROOT)
-        workers.append(proc)
-        return proc
+    def start(name: str) -> subprocess.Popen:
+        workers.append(start_worker(env, name))
+        return workers[-1]
 
-    yield live, start_worker
+    yield live, start
     for proc in workers:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(proc)
     stop()
 
 
