@@ -110,6 +110,8 @@ class HubClient:
         directory = Path(directory)
         for entry in version["files"]:
             target = directory / entry["name"]
+            if not target.resolve().is_relative_to(directory.resolve()):
+                raise ClientError(0, f"refusing to write {entry['name']!r} outside {directory}")
             target.parent.mkdir(parents=True, exist_ok=True)
             digest = hashlib.sha256()
             url = f"/api/v1/adapters/{namespace}/{name}/versions/{version['number']}/files/{entry['name']}"

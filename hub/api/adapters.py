@@ -131,7 +131,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         visible(session, tok, ns, name)
         return views.version_view(session, registry.resolve_version(session, kind, ns, name, ref))
 
-    @router.get("/{ns}/{name}/versions/{ref}/files/{filename}", summary="Download a file (ETag, Range)")
+    @router.get("/{ns}/{name}/versions/{ref}/files/{filename:path}", summary="Download a file (ETag, Range)")
     def download(ns: str, name: str, ref: str, filename: str, request: Request, session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store)):
         visible(session, tok, ns, name)
@@ -142,7 +142,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
                                      f"{', '.join(f['name'] for f in v.files)}")
         return blob_response(request, blobs, entry)
 
-    router.add_api_route("/{ns}/{name}/versions/{ref}/files/{filename}", download, methods=["HEAD"],
+    router.add_api_route("/{ns}/{name}/versions/{ref}/files/{filename:path}", download, methods=["HEAD"],
                          include_in_schema=False)
 
     @router.get("/{ns}/{name}/versions/{ref}/lineage")

@@ -48,7 +48,7 @@ def test_train_job_publishes_a_version_with_loss_curve_events(jobs_hub):
     with jobs_hub.client() as c:
         body = {"kind": "train", "inputs": [], "output": {"namespace": "jobs", "name": "caesar"},
                 "params": {"base": TINY_BASE, "task": "builtin:caesar_shift?n=64&seed=0", "steps": 12, "rank": 4,
-                           "lora_alpha": 8, "lr": 5e-3, "batch_size": 8, "seed": 0}}
+                           "lora_alpha": 8, "lr": 5e-3, "batch_size": 8, "seed": 0, "checkpoint_every": 6}}
         r = c.post("/api/v1/jobs", json=body)
         assert r.status_code == 202, r.text
         job = wait_for(c, r.json()["id"])
@@ -56,6 +56,12 @@ def test_train_job_publishes_a_version_with_loss_curve_events(jobs_hub):
         assert job["results"] == ["jobs/caesar@1"] and job["progress"] == 1.0 and job["attempts"] == 1
         version = c.get("/api/v1/adapters/jobs/caesar/versions/1").json()
         assert version["base"] == TINY_BASE and version["job_id"] == job["id"] and version["peft_config"]["r"] == 4
+        names = sorted(f["name"] for f in version["files"])
+        assert names == ["adapter_config.json", "adapter_model.safetensors",
+                         "checkpoints/step-12/adapter_config.json", "checkpoints/step-12/adapter_model.safetensors",
+                         "checkpoints/step-6/adapter_config.json", "checkpoints/step-6/adapter_model.safetensors"]
+        checkpoint = c.get("/api/v1/adapters/jobs/caesar/versions/1/files/checkpoints/step-6/adapter_config.json")
+        assert checkpoint.status_code == 200 and checkpoint.json()["r"] == 4
         events = c.get(f"/api/v1/jobs/{job['id']}/events").json()["items"]
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
         losses = [e["data"]["value"] for e in events if e["type"] == "metric" and e["data"].get("name") == "loss"]
