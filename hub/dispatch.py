@@ -51,5 +51,8 @@ def _client(broker_url: str) -> Celery:
 
 def send_job(job_id: str, queue: str, settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
-    _client(settings.broker_url).send_task(TASK_NAME, args=[job_id], queue=queue)
+    # bounded retries: an unreachable broker must not hold an API request for long (the job is already stored)
+    _client(settings.broker_url).send_task(TASK_NAME, args=[job_id], queue=queue, retry=True,
+                                           retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                                         "interval_step": 0.5, "interval_max": 1})
 

@@ -90,8 +90,17 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
             if existing is None:
                 raise
             return existing
-    dispatch.send_job(job.id, job.queue, settings=settings)
+    _dispatch_or_defer(session_factory, job.id, job.queue, settings)
     return job
+
+
+def _dispatch_or_defer(session_factory: sessionmaker, job_id: str, queue: str, settings) -> None:
+    """Send the job to the broker; if the broker is down the job stays queued (the row is the truth) and the workers'
+    recovery sweep sends it again once the broker is back, so the caller still gets its 202."""
+    try:
+        dispatch.send_job(job_id, queue, settings=settings)
+    except Exception as exc:  # kombu raises OperationalError and friends; any failure means "not sent"
+        append_event(session_factory, job_id, "log", {"message": f"broker unavailable, dispatch deferred: {exc}"})
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -166,7 +175,7 @@ def retry(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
         _append(s, job_id, "state", {"state": "queued", "retry": True})
         s.commit()
         queue = job.queue
-    dispatch.send_job(job_id, queue, settings=settings)
+    _dispatch_or_defer(session_factory, job_id, queue, settings)
     with session_factory() as s:
         return get_job(s, job_id)
 

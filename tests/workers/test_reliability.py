@@ -113,3 +113,32 @@ def _redis_up() -> bool:
         return redis.Redis.from_url(REDIS_URL).ping()
     except redis.ConnectionError:
         return False
+
+
+def test_job_submitted_while_the_broker_is_down_is_accepted_and_runs_later(tmp_path, tiny_base):
+    """A broker nobody listens on: the POST still answers 202 and the job runs once a worker on a live broker
+    sweeps it up (the job row, not the broker, is the record)."""
+    from tests.conftest import free_port
+
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    live, stop = start_hub(tmp_path, ADAPTARIUM_BROKER_URL=dead)
+    env = {**os.environ, **FAST_RECOVERY, "ADAPTARIUM_DATA_DIR": str(live.settings.data_dir),
+           "ADAPTARIUM_DATABASE_URL": live.settings.database_url, "ADAPTARIUM_STORAGE_URL": live.settings.storage_url,
+           "ADAPTARIUM_BROKER_URL": REDIS_URL}
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    worker = None
+    try:
+        with live.client() as c:
+            r = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 0.1}})
+            assert r.status_code == 202, r.text
+            job = r.json()
+            events = c.get(f"/api/v1/jobs/{job['id']}/events").json()["items"]
+            assert any("dispatch deferred" in e["data"].get("message", "") for e in events)
+            worker = start_worker(env, "sweeper")
+            done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{job['id']}").json())["state"] == "succeeded" and j,
+                              60, "the deferred job to run")
+            assert done["attempts"] == 1
+    finally:
+        if worker is not None:
+            stop_process(worker)
+        stop()
