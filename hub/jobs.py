@@ -7,7 +7,7 @@ running with a stale heartbeat), so duplicate or redelivered messages are harmle
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,16 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub import dispatch, registry
 from hub.job_params import JobParamsError, queue_for, validate_job
-from hub.models import Job, JobEvent, utcnow
+from hub.models import Job, JobEvent, iso_utc, utcnow
 from hub.registry import Invalid, NotFound
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-def _iso(dt):
-    if dt is None:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).isoformat()
 
 
 def job_to_dict(job: Job) -> dict:
@@ -32,8 +26,8 @@ def job_to_dict(job: Job) -> dict:
         "id": job.id, "kind": job.kind, "state": job.state, "progress": job.progress, "stage": job.stage,
         "inputs": job.inputs, "params": job.params, "output": job.output, "results": job.results,
         "error": job.error, "attempts": job.attempts, "worker": job.worker, "queue": job.queue,
-        "created_by": job.created_by, "created_at": _iso(job.created_at), "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
+        "created_by": job.created_by, "created_at": iso_utc(job.created_at), "started_at": iso_utc(job.started_at),
+        "finished_at": iso_utc(job.finished_at),
     }
 
 
@@ -215,6 +209,3 @@ def stale_jobs(session: Session, stale_after: float, queued_after: float) -> lis
         ((Job.state == "running") & (Job.heartbeat_at < now - timedelta(seconds=stale_after)))
         | ((Job.state == "queued") & (Job.created_at < now - timedelta(seconds=queued_after))))))
 
-
-def as_utc(dt: datetime | None) -> datetime | None:
-    return None if dt is None else (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc))

@@ -21,6 +21,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def iso_utc(dt: datetime | None) -> str | None:
+    """ISO 8601 in UTC; SQLite hands datetimes back naive, but we only ever store UTC."""
+    if dt is None:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).isoformat()
+
+
 class Namespace(Base):
     __tablename__ = "namespaces"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -18,7 +18,6 @@ class Settings:
     storage_url: str
     broker_url: str
     max_upload_bytes: int
-    public_url: str
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -30,7 +29,6 @@ class Settings:
             storage_url=env.get("ADAPTARIUM_STORAGE_URL", f"file://{data_dir / 'blobs'}"),
             broker_url=env.get("ADAPTARIUM_BROKER_URL", f"filesystem://{data_dir / 'broker'}"),
             max_upload_bytes=int(env.get("ADAPTARIUM_MAX_UPLOAD_BYTES", str(4 * 1024**3))),
-            public_url=env.get("ADAPTARIUM_PUBLIC_URL", ""),
         )
 
 

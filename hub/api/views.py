@@ -11,14 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import registry
-from hub.models import Adapter, AdapterVersion, BaseModel, Tag
-
-
-def _iso(dt) -> str | None:
-    """ISO 8601 in UTC; SQLite hands datetimes back naive, but we only ever store UTC."""
-    if dt is None:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).isoformat()
+from hub.models import Adapter, AdapterVersion, BaseModel, Tag, iso_utc
 
 
 def hf_time(dt) -> str | None:
@@ -36,7 +29,7 @@ def base_view(base: BaseModel) -> dict:
         "aliases": sorted(a.alias for a in base.aliases),
         "source": base.source,
         "module_shapes": base.module_shapes,
-        "created_at": _iso(base.created_at),
+        "created_at": iso_utc(base.created_at),
     }
 
 
@@ -63,7 +56,7 @@ def adapter_view(session: Session, adapter: Adapter) -> dict:
         "latest": latest,
         "version_count": adapter.version_count,
         "tags": _tags(session, adapter.id),
-        "created_at": _iso(adapter.created_at),
+        "created_at": iso_utc(adapter.created_at),
     }
 
 
@@ -82,6 +75,6 @@ def version_view(session: Session, version: AdapterVersion) -> dict:
         "created_by": version.created_by,
         "job_id": version.job_id,
         "yanked": version.yanked,
-        "created_at": _iso(version.created_at),
+        "created_at": iso_utc(version.created_at),
         "tags": sorted(t for t, n in _tags(session, adapter.id).items() if n == version.number),
     }
