@@ -105,3 +105,23 @@ def test_up_starts_the_hub_and_a_worker_on_the_embedded_defaults(tmp_path):
         os.killpg(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in output and token in output
+
+
+def test_bases_add_from_a_local_hf_folder_records_its_modules(cli_env, tmp_path):
+    from lora.bases import module_shapes, tiny_model
+
+    model, tok = tiny_model("qwen2", seed=3)
+    model.save_pretrained(tmp_path / "qwen")
+    tok.save_pretrained(tmp_path / "qwen")
+    r = invoke("bases", "add", "tiny-qwen", "--from-dir", tmp_path / "qwen", "--alias", "org/tiny-qwen")
+    assert r.exit_code == 0, r.output
+    base = httpx.get(f"{cli_env.url}/api/v1/bases/org/tiny-qwen").json()
+    assert base["name"] == "tiny-qwen" and base["architecture"] == "qwen2"
+    assert base["module_shapes"] == {m: list(s) for m, s in module_shapes(model).items()}
+    assert invoke("bases", "add", "nothing", "--from-dir", tmp_path / "missing").exit_code == 1
+
+
+def test_the_api_process_does_not_import_torch():
+    code = "import sys, hub.api.app, hub.cli; print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
