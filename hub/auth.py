@@ -57,7 +57,11 @@ def revoke(session: Session, plaintext: str) -> bool:
 
 
 def allows(token: ApiToken | None, namespace: Namespace | str | None, scope: str) -> bool:
-    """Does `token` grant `scope` on `namespace`? None namespace means hub-wide; higher scopes imply lower ones."""
+    """Does `token` grant `scope` on `namespace`? None namespace means hub-wide; higher scopes imply lower ones.
+
+    Reading a public namespace needs no token at all (pass the Namespace row so its `private` flag is known)."""
+    if scope == "read" and isinstance(namespace, Namespace) and not namespace.private:
+        return True
     if token is None or token.revoked:
         return False
     if max((LEVELS.get(s, 0) for s in token.scope_set), default=0) < LEVELS[scope]:

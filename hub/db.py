@@ -1,6 +1,6 @@
 """SQLAlchemy engine and session plumbing shared by the API, the CLI and the workers.
 
-Every table hangs off `Base`; the registry tables live in `hub.models`, the job tables in `hub.job_models`.
+Every table hangs off `Base` and lives in `hub.models` (registry and job tables alike).
 Alembic (migrations/) owns the schema; `create_all` is never used outside throwaway test databases.
 """
 from __future__ import annotations

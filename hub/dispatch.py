@@ -49,10 +49,16 @@ def _client(broker_url: str) -> Celery:
     return app
 
 
-def send_job(job_id: str, queue: str, settings: Settings | None = None) -> None:
+def send_job(job_id: str, queue: str, task_id: str | None = None, settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     # bounded retries: an unreachable broker must not hold an API request for long (the job is already stored)
-    _client(settings.broker_url).send_task(TASK_NAME, args=[job_id], queue=queue, retry=True,
+    _client(settings.broker_url).send_task(TASK_NAME, args=[job_id], queue=queue, task_id=task_id, retry=True,
                                            retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                          "interval_step": 0.5, "interval_max": 1})
 
+
+
+def revoke(task_id: str, settings: Settings | None = None) -> None:
+    """Broadcast a revoke to the workers: each remembers the id and discards that message when it arrives."""
+    settings = settings or Settings.from_env()
+    _client(settings.broker_url).control.revoke(task_id)

@@ -72,7 +72,7 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
         _check_inputs(s, kind, inputs, params)
         job = Job(id=uuid.uuid4().hex, kind=kind, state="queued", progress=0.0, inputs=list(inputs), params=params,
                   output=output or None, results=[], attempts=0, idempotency_key=idempotency_key,
-                  created_by=created_by, queue=queue_for(kind, queue_routes))
+                  created_by=created_by, queue=queue_for(kind, queue_routes), celery_task_id=uuid.uuid4().hex)
         s.add(job)
         try:
             s.flush()
@@ -84,15 +84,16 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
             if existing is None:
                 raise
             return existing
-    _dispatch_or_defer(session_factory, job.id, job.queue, settings)
+    _dispatch_or_defer(session_factory, job, settings)
     return job
 
 
-def _dispatch_or_defer(session_factory: sessionmaker, job_id: str, queue: str, settings) -> None:
+def _dispatch_or_defer(session_factory: sessionmaker, job: Job, settings) -> None:
     """Send the job to the broker; if the broker is down the job stays queued (the row is the truth) and the workers'
     recovery sweep sends it again once the broker is back, so the caller still gets its 202."""
+    job_id = job.id
     try:
-        dispatch.send_job(job_id, queue, settings=settings)
+        dispatch.send_job(job_id, job.queue, job.celery_task_id, settings=settings)
     except Exception as exc:  # kombu raises OperationalError and friends; any failure means "not sent"
         append_event(session_factory, job_id, "log", {"message": f"broker unavailable, dispatch deferred: {exc}"})
 
@@ -140,10 +141,11 @@ def events_after(session: Session, job_id: str, after: int = 0, limit: int = 100
                                 .order_by(JobEvent.seq).limit(limit)))
 
 
-def request_cancel(session_factory: sessionmaker, job_id: str) -> Job:
-    """Queued: cancelled at once; its message stays in the broker but the worker's claim refuses it on delivery (no
-    Celery revoke: that needs a broadcast channel the embedded broker lacks). Running: flagged, and the runner stops
+def request_cancel(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
+    """Queued: cancelled at once and its Celery message revoked, so workers discard it on delivery (should the
+    broadcast miss a worker, the runner's claim still refuses a cancelled job). Running: flagged, and the runner stops
     at its next step."""
+    revoke = None
     with session_factory() as s:
         job = get_job(s, job_id)
         if job.state in TERMINAL:
@@ -151,10 +153,16 @@ def request_cancel(session_factory: sessionmaker, job_id: str) -> Job:
         if job.state == "queued":
             job.state, job.finished_at = "cancelled", utcnow()
             _append(s, job_id, "state", {"state": "cancelled"})
+            revoke = job.celery_task_id
         else:
             job.cancel_requested = True
             _append(s, job_id, "log", {"message": "cancellation requested"})
         s.commit()
+    if revoke:
+        try:
+            dispatch.revoke(revoke, settings=settings)
+        except Exception as exc:  # broker down: the claim check is the backstop
+            append_event(session_factory, job_id, "log", {"message": f"could not revoke the queued message: {exc}"})
     with session_factory() as s:
         return get_job(s, job_id)
 
@@ -166,10 +174,10 @@ def retry(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
             raise registry.Conflict(f"job {job_id} is {job.state}; only failed or cancelled jobs can be retried")
         job.state, job.progress, job.stage, job.error = "queued", 0.0, None, None
         job.cancel_requested, job.finished_at, job.started_at = False, None, None
+        job.celery_task_id = uuid.uuid4().hex  # the old message id may be revoked
         _append(s, job_id, "state", {"state": "queued", "retry": True})
         s.commit()
-        queue = job.queue
-    _dispatch_or_defer(session_factory, job_id, queue, settings)
+        _dispatch_or_defer(session_factory, job, settings)
     with session_factory() as s:
         return get_job(s, job_id)
 

@@ -154,6 +154,9 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # id of the Celery message now carrying this job: a new one per dispatch after a retry, so revoking a cancelled
+    # job's message never discards the retried one
+    celery_task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class JobEvent(Base):

@@ -140,7 +140,8 @@ def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: A
     job = _get_visible(session, tok, job_id)
     _require_write(session, tok, job)
     session.rollback()
-    return job_service.job_to_dict(job_service.request_cancel(request.app.state.session_factory, job_id))
+    return job_service.job_to_dict(job_service.request_cancel(request.app.state.session_factory, job_id,
+                                                              settings=request.app.state.settings))
 
 
 @router.post("/{job_id}/retry", status_code=202)

@@ -41,7 +41,7 @@ class LiveHub:
             session.commit()
         return plaintext
 
-    def count(self, sql: str) -> int:
+    def scalar(self, sql: str):
         from sqlalchemy import text
 
         with self.app.state.engine.connect() as conn:

@@ -26,7 +26,7 @@ def test_writes_need_a_token_with_write_scope_on_that_namespace(registered, tmp_
                                              "module_shapes": {"m": [1, 1]}}).status_code == 403
     with registered.client(token="ada_not-a-real-token") as c:
         assert c.get("/api/v1/adapters").status_code == 401
-    assert registered.count("select count(*) from adapter_versions") == 1
+    assert registered.scalar("select count(*) from adapter_versions") == 1
 
 
 def test_private_namespace_reads_need_a_token(registered, tmp_path):
@@ -64,7 +64,7 @@ def test_fifty_concurrent_uploads_get_unique_gapless_numbers_on_postgres(tmp_pat
         with live.client() as c:
             c.post("/api/v1/bases", json=tiny_base[2])
         assert _concurrent_uploads(live, 50, tmp_path) == list(range(1, 51))
-        assert live.count("select count(*) from adapter_versions") == 50
+        assert live.scalar("select count(*) from adapter_versions") == 50
     finally:
         stop()
         live.app.state.engine.dispose()

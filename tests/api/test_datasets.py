@@ -31,5 +31,5 @@ def test_bad_dataset_line_is_422_naming_the_line_and_stores_nothing(hub):
             r = _post(c, "team", "bad", body)
             assert r.status_code == 422, r.text
             assert fragment in r.json()["detail"], r.json()["detail"]
-    assert hub.count("select count(*) from adapter_versions") == 0
-    assert hub.count("select count(*) from blobs") == 0
+    assert hub.scalar("select count(*) from adapter_versions") == 0
+    assert hub.scalar("select count(*) from blobs") == 0

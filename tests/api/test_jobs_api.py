@@ -107,7 +107,7 @@ def test_bad_job_requests_are_422_and_queue_nothing(jobs_hub, tmp_path):
     with jobs_hub.client() as c:
         upload(c, "jobs", "yanked-one", make_adapter_dir(tmp_path / "y", seed=3))
         c.delete("/api/v1/adapters/jobs/yanked-one/versions/1")
-        before = jobs_hub.count("select count(*) from jobs")
+        before = jobs_hub.scalar("select count(*) from jobs")
         bad = [
             {"kind": "teleport", "params": {}},
             {"kind": "train", "params": {"base": TINY_BASE, "task": "builtin:caesar_shift", "steps": "many"},
@@ -121,7 +121,7 @@ def test_bad_job_requests_are_422_and_queue_nothing(jobs_hub, tmp_path):
             r = c.post("/api/v1/jobs", json=body)
             assert r.status_code == 422, (body, r.text)
             assert r.json()["detail"]
-        assert jobs_hub.count("select count(*) from jobs") == before
+        assert jobs_hub.scalar("select count(*) from jobs") == before
 
 
 def test_idempotency_key_returns_the_same_job(jobs_hub):

@@ -14,7 +14,7 @@ def _blob_files(hub) -> int:
     """Blobs in the store, counted where they live (local dir) — S3 is checked through the DB row count."""
     root = Path(hub.settings.storage_url.removeprefix("file://"))
     if not hub.settings.storage_url.startswith("file://"):
-        return hub.count("select count(*) from blobs")
+        return hub.scalar("select count(*) from blobs")
     return sum(1 for p in root.rglob("*") if p.is_file() and ".staging" not in p.parts)
 
 
@@ -69,7 +69,7 @@ def test_bad_adapter_upload_is_refused_and_leaves_nothing(registered, tmp_path, 
         r = upload(c, "team", "x", bad)
         assert r.status_code == status, r.text
         assert fragment.lower() in r.json()["detail"].lower()
-        assert registered.count("select count(*) from adapter_versions") == 1
+        assert registered.scalar("select count(*) from adapter_versions") == 1
         assert _blob_files(registered) == blobs_before
         assert upload(c, "team", "x", make_adapter_dir(tmp_path / "next", seed=3)).json()["number"] == 2
 
@@ -80,7 +80,7 @@ def test_bad_names_are_refused(registered, tmp_path):
         for ns, name in [("team", "a..b"), ("team", "-lead"), ("te am", "x"), ("team", "x" * 200)]:
             r = upload(c, ns, name, adapter_dir)
             assert r.status_code in (404, 422), (ns, name, r.text)
-    assert registered.count("select count(*) from adapters") == 0
+    assert registered.scalar("select count(*) from adapters") == 0
 
 
 def test_missing_duplicate_and_unexpected_files_are_refused(registered, tmp_path):
@@ -100,7 +100,7 @@ def test_missing_duplicate_and_unexpected_files_are_refused(registered, tmp_path
                                "evil.sh": ("../../evil.sh", b"rm -rf /")})
         assert r.status_code == 400 and "evil.sh" in r.json()["detail"]
         assert c.post(url, json={"x": 1}).status_code == 415
-    assert registered.count("select count(*) from adapter_versions") == 0
+    assert registered.scalar("select count(*) from adapter_versions") == 0
     assert _blob_files(registered) == 0
 
 
@@ -111,7 +111,7 @@ def test_upload_over_the_size_limit_is_413_and_stores_nothing(tmp_path, tiny_bas
             c.post("/api/v1/bases", json=tiny_base[2])
             r = upload(c, "team", "big", make_adapter_dir(tmp_path / "a"))
             assert r.status_code == 413 and "4096" in r.json()["detail"]
-        assert live.count("select count(*) from adapter_versions") == 0
+        assert live.scalar("select count(*) from adapter_versions") == 0
         assert _blob_files(live) == 0
     finally:
         stop()
@@ -124,4 +124,4 @@ def test_adapter_already_on_another_base_is_a_conflict(registered, tmp_path, tin
         assert upload(c, "team", "c", make_adapter_dir(tmp_path / "a")).status_code == 201
         r = upload(c, "team", "c", make_adapter_dir(tmp_path / "b", seed=4), base="tiny-llama-copy")
         assert r.status_code == 409, r.text
-    assert registered.count("select count(*) from adapter_versions") == 1
+    assert registered.scalar("select count(*) from adapter_versions") == 1

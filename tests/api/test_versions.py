@@ -81,8 +81,8 @@ def test_identical_content_is_stored_once(registered, tmp_path):
         upload(c, "team", "one", adapter_dir)
         upload(c, "team", "two", adapter_dir)
         upload(c, "team", "one", adapter_dir)
-    assert registered.count("select count(*) from adapter_versions") == 3
-    assert registered.count("select count(*) from blobs") == 2
+    assert registered.scalar("select count(*) from adapter_versions") == 3
+    assert registered.scalar("select count(*) from blobs") == 2
 
 
 def test_listing_filters_by_namespace_base_and_text(registered, tmp_path, tiny_base):

@@ -72,7 +72,7 @@ def test_sigkilled_worker_job_completes_exactly_once_on_a_new_worker(hub_env):
         assert done["attempts"] == 2
         assert done["results"] == ["rel/survivor@1"]
         assert [v["number"] for v in c.get("/api/v1/adapters/rel/survivor/versions").json()["items"]] == [1]
-    assert live.count("select count(*) from adapter_versions where job_id is not null") == 1
+    assert live.scalar("select count(*) from adapter_versions where job_id is not null") == 1
 
 
 def test_job_queued_during_a_redis_restart_still_runs(hub_env):
@@ -106,6 +106,35 @@ def test_input_yanked_while_queued_fails_with_a_clear_error(hub_env, tmp_path):
         assert "yanked" in done["error"]["message"]
         events = c.get(f"/api/v1/jobs/{job['id']}/events").json()["items"]
         assert any(e["type"] == "error" and "Traceback" in e["data"]["traceback"] for e in events)
+
+
+def test_cancelling_a_queued_job_revokes_its_message(hub_env):
+    """The worker is busy, so the second job waits in Redis; cancelling it broadcasts a Celery revoke that the worker
+    records, and the job never runs."""
+    from celery import Celery
+
+    live, start_worker = hub_env
+    start_worker("revoker")
+    with live.client() as c:
+        busy = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 3}}).json()
+        wait_until(lambda: c.get(f"/api/v1/jobs/{busy['id']}").json()["state"] == "running", 60, "the first job")
+        queued = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 0.1}}).json()
+        assert redis.Redis.from_url(REDIS_URL).llen("cpu") == 1
+        cancelled = c.post(f"/api/v1/jobs/{queued['id']}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+        wait_until(lambda: c.get(f"/api/v1/jobs/{busy['id']}").json()["state"] == "succeeded", 60, "the first job")
+        wait_until(lambda: redis.Redis.from_url(REDIS_URL).llen("cpu") == 0, 30, "the revoked message to be taken")
+        task_id = live.scalar(f"select celery_task_id from jobs where id = '{queued['id']}'")
+        control = Celery(broker=REDIS_URL).control
+        revoked = wait_until(lambda: control.inspect(timeout=2).revoked(), 30, "the worker to answer")
+        assert any(task_id in ids for ids in revoked.values()), revoked
+        job = c.get(f"/api/v1/jobs/{queued['id']}").json()
+        assert (job["state"], job["attempts"], job["started_at"]) == ("cancelled", 0, None)
+        # a retry gets a fresh message id, so the revoke does not swallow it
+        assert c.post(f"/api/v1/jobs/{queued['id']}/retry").status_code == 202
+        done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{queued['id']}").json())["state"] == "succeeded" and j,
+                          60, "the retried job")
+        assert done["attempts"] == 1
 
 
 def _redis_up() -> bool:
