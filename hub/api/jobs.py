@@ -60,9 +60,8 @@ def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
 
 
 @router.post("", status_code=202, summary="Submit a job")
-async def submit(body: JobIn, request: Request, session: Session = Depends(db),
-                 tok: ApiToken | None = Depends(token),
-                 idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")) -> dict:
+def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token),
+           idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")) -> dict:
     output = body.output_dict()
     target = (output or {}).get("namespace")
     if not isinstance(target, str):  # evaluate writes metrics onto its input's version
@@ -74,8 +73,8 @@ async def submit(body: JobIn, request: Request, session: Session = Depends(db),
         if ns is not None and not can_read(tok, ns):
             require(tok, ns, "read")
     session.rollback()
-    job = await run_in_threadpool(
-        job_service.create_job, request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
+    job = job_service.create_job(
+        request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
         params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,
         idempotency_key=idempotency_key, settings=request.app.state.settings,
         queue_routes=os.environ.get("ADAPTARIUM_QUEUE_ROUTES"))
