@@ -1,5 +1,5 @@
-"""`adaptarium`: run the hub (`up`, `worker`, `db upgrade`, `token create`) and use it (`bases add`, `push`, `pull`,
-`ls`, `show`, `merge`, `jobs`).
+"""`adaptarium`: run the hub (`up`, `worker`, `db upgrade`, `token create|revoke`) and use it (`bases add`, `push`,
+`pull`, `ls`, `show`, `merge`, `jobs`).
 
 Serving commands work on the database directly; every other command is a client of the REST API (ADAPTARIUM_URL,
 ADAPTARIUM_TOKEN), so the CLI sees exactly what the dashboard and other clients see. Only `bases add` imports torch,
@@ -162,6 +162,24 @@ def token_create(namespace: str = typer.Option(None, help="Namespace the token i
     finally:
         engine.dispose()
     print(token)
+
+
+@token_app.command("revoke")
+def token_revoke(token: str = typer.Argument(..., help="The token's plaintext, as `token create` printed it.")):
+    """Revoke an API token: from now on the API answers 401 to it."""
+    from hub import auth
+    from hub.db import make_engine, make_session_factory
+    from hub.settings import Settings
+
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            if not auth.revoke(session, token.strip()):
+                _fail("no such token")
+            session.commit()
+    finally:
+        engine.dispose()
+    console.print(f"revoked {token.strip()[:8]}…")
 
 
 # ------------------------------------------------------------------ registry

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from hub import jobs as job_service
 from hub.api.deps import can_read, db, require, token
-from hub.models import ApiToken, Job, Namespace
+from hub.models import ApiToken, Job, Namespace, iso_utc
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -131,7 +131,7 @@ async def _stream(request: Request, job_id: str, after: int):
 
 
 def _event(e) -> dict:
-    return {"seq": e.seq, "at": e.at.isoformat() if e.at else None, "type": e.type, "data": e.data}
+    return {"seq": e.seq, "at": iso_utc(e.at), "type": e.type, "data": e.data}
 
 
 @router.post("/{job_id}/cancel")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -64,6 +65,8 @@ def test_train_job_publishes_a_version_with_loss_curve_events(jobs_hub):
         assert checkpoint.status_code == 200 and checkpoint.json()["r"] == 4
         events = c.get(f"/api/v1/jobs/{job['id']}/events").json()["items"]
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        stamps = [datetime.fromisoformat(e["at"]) for e in events]  # explicit UTC, so browsers show local time right
+        assert all(s.utcoffset() == timedelta(0) for s in stamps) and stamps == sorted(stamps)
         losses = [e["data"]["value"] for e in events if e["type"] == "metric" and e["data"].get("name") == "loss"]
         assert len(losses) == 12
         later = c.get(f"/api/v1/jobs/{job['id']}/events", params={"after": events[-3]["seq"]}).json()["items"]

@@ -74,6 +74,16 @@ def test_token_create_prints_a_token_that_the_api_accepts(cli_env):
     assert invoke("token", "create", "--scope", "root").exit_code == 1
 
 
+def test_a_revoked_token_is_refused(cli_env):
+    token = invoke("token", "create", "--scope", "read").output.strip().splitlines()[-1]
+    with httpx.Client(base_url=cli_env.url, headers={"Authorization": f"Bearer {token}"}) as c:
+        assert c.get("/api/v1/adapters").status_code == 200
+        r = invoke("token", "revoke", token)
+        assert r.exit_code == 0, r.output
+        assert c.get("/api/v1/adapters").status_code == 401
+    assert invoke("token", "revoke", token + "x").exit_code == 1
+
+
 def test_up_starts_the_hub_and_a_worker_on_the_embedded_defaults(tmp_path):
     port = free_port()
     data_dir = tmp_path / "data"
