@@ -57,6 +57,8 @@ def test_settings_passed_to_the_containers_are_ones_the_code_reads():
     source = "".join((ROOT / p).read_text() for p in ("hub/settings.py", "hub/storage.py"))
     for key in env:
         assert f'"{key}"' in source, key
+    api = compose["services"]["api"]
+    assert api["environment"]["PROMETHEUS_MULTIPROC_DIR"] in api["tmpfs"]  # several workers, one metrics view
     assert env["ADAPTARIUM_STORAGE_URL"].startswith("s3://") and "minio:9000" in env["ADAPTARIUM_STORAGE_URL"]
     assert "mc mb" in " ".join(compose["services"]["create-bucket"]["command"])
 

@@ -3,12 +3,17 @@
 A pure ASGI middleware rather than an `@app.middleware("http")` function, because the HTTP-middleware form buffers
 nothing but cannot see the bytes of a streamed body; wrapping `receive` and `send` counts exactly what crossed the
 socket, downloads and uploads included, without touching the handlers.
+
+Under several uvicorn worker processes (docker-compose runs four) each process counts only its own requests, and a
+scrape lands on one of them at random. With PROMETHEUS_MULTIPROC_DIR set (an empty directory shared by the workers),
+prometheus_client keeps the values in files there and /metrics sums every process's files.
 """
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from starlette.responses import Response
 
 
@@ -28,7 +33,11 @@ class HubMetrics:
                                         registry=self.registry)
 
     def response(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        registry = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class MetricsMiddleware:
