@@ -29,18 +29,6 @@ def run_job(job_id: str) -> str:
         busy.clear()
 
 
-@app.task(name="adaptarium.ping")
-def ping(path: str | None = None) -> float:
-    """Diagnostics: a task that does nothing but note when it started (bench/jobs.py's raw Celery round trip)."""
-    import time
-
-    started = time.time()
-    if path:
-        with open(path, "w") as f:
-            f.write(repr(started))
-    return started
-
-
 @worker_ready.connect
 def _start_recovery(sender=None, **_):
     from workers.recovery import start
