@@ -95,27 +95,25 @@ def main() -> None:
         raw_worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "bench.raw_celery", "worker", "-Q", "raw",
                                        "--pool", "solo", "--loglevel", "warning", "--without-gossip",
                                        "--without-mingle"], env={**env, "RAW_CELERY_BROKER": REDIS_URL})
+        raw_one_way, raw_round_trip, dispatch, accepted = [], [], [], []
         try:
             started_at.apply_async().get(timeout=120)  # the worker is up
-            raw_one_way, raw_round_trip = [], []
-            for _ in range(args.n):
+            for _ in range(args.n):  # interleaved, so both see the same machine at the same moment
                 time.sleep(IDLE)
                 sent = time.time()
                 began = started_at.apply_async().get(timeout=30)
                 raw_round_trip.append(time.time() - sent)
                 raw_one_way.append(began - sent)
+
+                time.sleep(IDLE)
+                sent = time.time()
+                job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 0}}).json()
+                accepted.append(time.time() - sent)
+                done = wait_job(c, job["id"], 60)
+                dispatch.append(datetime.fromisoformat(done["started_at"]).timestamp() - sent)
         finally:
             raw_worker.terminate()
             raw_worker.wait(timeout=30)
-
-        dispatch, accepted = [], []
-        for i in range(args.n):
-            time.sleep(IDLE)
-            sent = time.time()
-            job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 0}}).json()
-            accepted.append(time.time() - sent)
-            done = wait_job(c, job["id"], 60)
-            dispatch.append(datetime.fromisoformat(done["started_at"]).timestamp() - sent)
         report.update({
             "raw_celery_round_trip_median_ms": ms(raw_round_trip), "raw_celery_round_trip_p95_ms": ms(raw_round_trip, .95),
             "raw_celery_one_way_median_ms": ms(raw_one_way), "raw_celery_one_way_p95_ms": ms(raw_one_way, .95),

@@ -74,9 +74,8 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
                   output=output or None, results=[], attempts=0, idempotency_key=idempotency_key,
                   created_by=created_by, queue=queue_for(kind, queue_routes), celery_task_id=uuid.uuid4().hex)
         s.add(job)
+        s.add(JobEvent(job_id=job.id, seq=1, type="state", data={"state": "queued"}))  # a new job's first event
         try:
-            s.flush()
-            _append(s, job.id, "state", {"state": "queued"})
             s.commit()
         except IntegrityError:  # the same idempotency key raced us
             s.rollback()
