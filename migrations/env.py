@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import pool
 
 from hub import models  # noqa: F401 - registers every table on Base.metadata
 from hub.db import Base, make_engine

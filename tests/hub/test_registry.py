@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub import auth, registry
+from hub import registry
 from hub.registry import Conflict, FileEntry, Invalid, NotFound
 
 FILES = [FileEntry("adapter_config.json", "a" * 64, 10), FileEntry("adapter_model.safetensors", "b" * 64, 20)]
