@@ -63,8 +63,8 @@ class BaseModel(Base):
     source: Mapped[str] = mapped_column(Text, default="")
     module_shapes: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    aliases: Mapped[list["BaseAlias"]] = relationship(back_populates="base", lazy="selectin",
-                                                      cascade="all, delete-orphan")
+    # loaded on access: every adapter and version read joins its base, but only base views need the aliases
+    aliases: Mapped[list["BaseAlias"]] = relationship(back_populates="base", cascade="all, delete-orphan")
 
 
 class BaseAlias(Base):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from hub.models import RELATIONS, Adapter, AdapterVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
 
@@ -110,7 +110,7 @@ def find_base(session: Session, name_or_alias: str) -> BaseModel | None:
 
 
 def list_bases(session: Session) -> list[BaseModel]:
-    return list(session.scalars(select(BaseModel).order_by(BaseModel.name)))
+    return list(session.scalars(select(BaseModel).options(selectinload(BaseModel.aliases)).order_by(BaseModel.name)))
 
 
 # ------------------------------------------------------------------ adapters and versions
