@@ -5,13 +5,14 @@ multi-GB adapter never sits in memory. Errors carry the server's `detail` so the
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+
+from hub.storage import Staging
 
 UPLOAD_NAMES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 
@@ -113,21 +114,25 @@ class HubClient:
             if not target.resolve().is_relative_to(directory.resolve()):
                 raise ClientError(0, f"refusing to write {entry['name']!r} outside {directory}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
             url = f"/api/v1/adapters/{namespace}/{name}/versions/{version['number']}/files/{entry['name']}"
-            with self.http.stream("GET", url) as response, open(str(target) + ".part", "wb") as out:
-                if response.status_code >= 400:
-                    response.read()
-                    self._check(response)
-                for chunk in response.iter_bytes(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    if on_bytes:
-                        on_bytes(len(chunk))
-            if digest.hexdigest() != entry["sha256"]:
-                Path(str(target) + ".part").unlink(missing_ok=True)
+            staging = Staging(target.parent, max_bytes=None)  # hashes and writes on helper threads, like uploads
+            try:
+                with self.http.stream("GET", url) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        self._check(response)
+                    for chunk in response.iter_bytes(1 << 20):
+                        staging.write(chunk)
+                        if on_bytes:
+                            on_bytes(len(chunk))
+                staged = staging.finish()
+            except BaseException:
+                staging.abort()
+                raise
+            if staged.sha256 != entry["sha256"]:
+                staged.path.unlink(missing_ok=True)
                 raise ClientError(0, f"{entry['name']}: downloaded bytes do not match sha256 {entry['sha256']}")
-            os.replace(str(target) + ".part", target)
+            os.replace(staged.path, target)
         return version
 
     # ------------------------------------------------------------------ jobs

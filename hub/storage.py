@@ -45,30 +45,35 @@ def check_sha(sha256: str) -> str:
 class Staging:
     """A temp file being written; hashes as it goes and refuses to grow past `max_bytes`.
 
-    Hashing and writing run on a helper thread fed through a short queue, so on a multi-core host they overlap with
-    receiving the next chunks from the network (hashlib and file writes release the GIL); the queue bound keeps
-    memory at a few chunks whatever the upload size."""
+    Hashing and writing each run on a helper thread of their own, fed through short queues, so they overlap with each
+    other and with receiving the next chunks from the network (hashlib and file writes release the GIL); the queue
+    bounds keep memory at a few chunks whatever the upload size."""
 
     QUEUE_CHUNKS = 8
+    BATCH_BYTES = 1 << 20
 
     def __init__(self, directory: Path, max_bytes: int | None):
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"upload-{uuid.uuid4().hex}"
+        self.path = directory / f".partial-{uuid.uuid4().hex}"
         self._file = open(self.path, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
         self.max_bytes = max_bytes
-        self._queue: queue.Queue = queue.Queue(self.QUEUE_CHUNKS)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
+        self._pending = bytearray()
+        self._workers = [self._start(self._hash.update), self._start(self._file.write)]
 
-    def _drain(self) -> None:
-        while (chunk := self._queue.get()) is not None:
+    def _start(self, consume) -> tuple[queue.Queue, threading.Thread]:
+        chunks: queue.Queue = queue.Queue(self.QUEUE_CHUNKS)
+        thread = threading.Thread(target=self._drain, args=(chunks, consume), daemon=True)
+        thread.start()
+        return chunks, thread
+
+    def _drain(self, chunks: queue.Queue, consume) -> None:
+        while (chunk := chunks.get()) is not None:
             if self._error is None:
                 try:
-                    self._hash.update(chunk)
-                    self._file.write(chunk)
+                    consume(chunk)
                 except BaseException as exc:  # disk full etc.: reported by the next write() or finish()
                     self._error = exc
 
@@ -80,14 +85,25 @@ class Staging:
         if self.max_bytes is not None and self.size > self.max_bytes:
             self.abort()
             raise UploadTooLarge(self.max_bytes)
-        self._queue.put(bytes(chunk))
+        self._pending += chunk
+        if len(self._pending) >= self.BATCH_BYTES:
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        """Queue what has gathered: network chunks are ~64 KiB, and a queue hop per chunk costs more than the copy."""
+        chunk, self._pending = bytes(self._pending), bytearray()
+        for chunks, _ in self._workers:
+            chunks.put(chunk)
 
     def _stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        for chunks, thread in self._workers:
+            if thread.is_alive():
+                chunks.put(None)
+                thread.join()
 
     def finish(self) -> StagedBlob:
+        if self._pending:
+            self._hand_off()
         self._stop()
         self._file.close()
         if self._error is not None:
