@@ -1,11 +1,12 @@
 """Registry benchmark (issue 2): moving a large adapter through the API, against moving the same bytes raw.
 
-    python -m bench.registry [--size-mb 500] [--runs 3]
+    python -m bench.registry [--size-mb 500] [--runs 5]
 
 - upload / download throughput of a ~size-mb PEFT adapter through the REST API (a uvicorn process on loopback, SQLite +
-  local blobs; upload with the CLI's client, download with the CLI's `pull`, which also verifies the sha256), median
-  of `runs`, against a raw loopback copy of the same file in the same run (a TCP socket whose server writes to disk,
-  sent with sendfile; goal: API / raw >= 0.8), and against the same copy done with 1 MiB reads/sends from Python;
+  local blobs; upload with the CLI's client, download with the CLI's `pull`, which also verifies the sha256), after one
+  uncounted warm-up run, against a raw loopback copy of the same file right after it (a TCP socket whose server writes
+  to disk, sent with sendfile; goal: API / raw >= 0.8), reported as the ratio of medians and as the median of each
+  run's paired ratio; also against the same copy done with 1 MiB reads/sends from Python;
 - the API process's peak RSS growth during an upload (goal < 64 MB), sampled from /proc every 20 ms;
 - p50 / p99 latency of version metadata reads at concurrency 16.
 Writes bench/reports/registry-<stamp>.json.
@@ -155,7 +156,7 @@ def _send(conn: socket.socket, f, kernel: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=500)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPORTS)
     args = parser.parse_args()
