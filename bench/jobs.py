@@ -63,12 +63,17 @@ def main() -> None:
     parser.add_argument("--base", default="smollm2", help="lora.bases spec of the base for the train job; '' skips it")
     parser.add_argument("--task", default="builtin:boolean_expressions?n=256&test=50&seed=0")
     parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--database-url", default=None,
+                        help="an empty database to use instead of SQLite under a temp dir, e.g. "
+                             "postgresql+psycopg://postgres@127.0.0.1:5432/bench_jobs (the production shape)")
     parser.add_argument("--out", type=Path, default=REPORTS)
     args = parser.parse_args()
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     work = Path(tempfile.mkdtemp(prefix="adaptarium-jobs-bench-"))
     env = {**os.environ, "ADAPTARIUM_DATA_DIR": str(work), "ADAPTARIUM_BROKER_URL": REDIS_URL}
+    if args.database_url:
+        env["ADAPTARIUM_DATABASE_URL"] = args.database_url
     settings = Settings.from_env(env)
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -81,7 +86,8 @@ def main() -> None:
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu,cpu",
                                "--pool", "solo", "--loglevel", "warning", "--without-gossip", "--without-mingle"],
                               env=env)
-    report: dict = {"n": args.n, "machine": f"{os.cpu_count()} cpus"}
+    report: dict = {"n": args.n, "machine": f"{os.cpu_count()} cpus",
+                    "database": settings.database_url.split(":", 1)[0]}
     try:
         c = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
         for _ in range(300):
