@@ -23,7 +23,7 @@ def _staged_files(store) -> list:
 
 
 def test_staging_hashes_while_streaming_and_commit_deduplicates(store):
-    chunks = [os.urandom(100_000) for _ in range(5)]
+    chunks = [os.urandom(70_001) for _ in range(37)]  # odd sizes across several 1 MiB hand-offs and a remainder
     staging = store.staging()
     for chunk in chunks:
         staging.write(chunk)
