@@ -11,6 +11,7 @@ from pathlib import Path
 
 from celery import Celery
 
+from hub.models import Job
 from hub.settings import Settings
 
 TASK_NAME = "adaptarium.run_job"
@@ -52,13 +53,13 @@ def _client(broker_url: str) -> Celery:
     return app
 
 
-def send_job(job_id: str, queue: str, task_id: str | None = None, settings: Settings | None = None) -> None:
+def send_job(job: Job, settings: Settings | None = None) -> None:
+    """Send a stored job to its queue, under the Celery task id the row holds (so a cancel can revoke it)."""
     settings = settings or Settings.from_env()
     # bounded retries: an unreachable broker must not hold an API request for long (the job is already stored)
-    _client(settings.broker_url).send_task(TASK_NAME, args=[job_id], queue=queue, task_id=task_id, retry=True,
-                                           retry_policy={"max_retries": 2, "interval_start": 0.2,
-                                                         "interval_step": 0.5, "interval_max": 1})
-
+    _client(settings.broker_url).send_task(TASK_NAME, args=[job.id], queue=job.queue, task_id=job.celery_task_id,
+                                           retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
+                                                                     "interval_step": 0.5, "interval_max": 1})
 
 
 def revoke(task_id: str, settings: Settings | None = None) -> None:

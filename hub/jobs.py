@@ -90,11 +90,10 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
 def _dispatch_or_defer(session_factory: sessionmaker, job: Job, settings) -> None:
     """Send the job to the broker; if the broker is down the job stays queued (the row is the truth) and the workers'
     recovery sweep sends it again once the broker is back, so the caller still gets its 202."""
-    job_id = job.id
     try:
-        dispatch.send_job(job_id, job.queue, job.celery_task_id, settings=settings)
+        dispatch.send_job(job, settings=settings)
     except Exception as exc:  # kombu raises OperationalError and friends; any failure means "not sent"
-        append_event(session_factory, job_id, "log", {"message": f"broker unavailable, dispatch deferred: {exc}"})
+        append_event(session_factory, job.id, "log", {"message": f"broker unavailable, dispatch deferred: {exc}"})
 
 
 def get_job(session: Session, job_id: str) -> Job:

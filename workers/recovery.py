@@ -25,11 +25,11 @@ def sweep(queues: list[str]) -> list[str]:
     """Re-send stale jobs for these queues; returns their ids."""
     services = runner.Services.get()
     with services.session_factory() as s:
-        found = [(j.id, j.queue, j.celery_task_id) for j in jobs.stale_jobs(s, runner.STALE_AFTER, QUEUED_AFTER) if j.queue in queues]
-    for job_id, queue, task_id in found:
-        log.warning("re-dispatching job %s (message presumed lost)", job_id)
-        dispatch.send_job(job_id, queue, task_id, settings=services.settings)
-    return [job_id for job_id, _, _ in found]
+        found = [j for j in jobs.stale_jobs(s, runner.STALE_AFTER, QUEUED_AFTER) if j.queue in queues]
+    for job in found:
+        log.warning("re-dispatching job %s (message presumed lost)", job.id)
+        dispatch.send_job(job, settings=services.settings)
+    return [job.id for job in found]
 
 
 def _loop(queues: list[str]) -> None:

@@ -45,14 +45,13 @@ def token(request: Request, session: Session = Depends(db)) -> ApiToken | None:
 
 def require(tok: ApiToken | None, namespace: Namespace | str | None, scope: str) -> None:
     """Raise 401 (no token) or 403 (token lacks `scope` on `namespace`); `None` namespace means hub-wide (admin ops)."""
-    if scope == "read" and isinstance(namespace, Namespace) and not namespace.private:
+    if auth.allows(tok, namespace, scope):
         return
     if tok is None:
         raise HTTPException(401, f"this needs a token with {scope} scope", headers={"WWW-Authenticate": "Bearer"})
-    if not auth.allows(tok, namespace, scope):
-        where = f"namespace {namespace.name if isinstance(namespace, Namespace) else namespace!r}" if namespace else "the hub"
-        raise HTTPException(403, f"token lacks {scope} scope on {where}")
+    where = f"namespace {namespace.name if isinstance(namespace, Namespace) else namespace!r}" if namespace else "the hub"
+    raise HTTPException(403, f"token lacks {scope} scope on {where}")
 
 
 def can_read(tok: ApiToken | None, namespace: Namespace) -> bool:
-    return not namespace.private or (tok is not None and auth.allows(tok, namespace, "read"))
+    return auth.allows(tok, namespace, "read")
