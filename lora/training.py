@@ -16,14 +16,10 @@ from peft import LoraConfig
 from transformers import get_linear_schedule_with_warmup
 
 from lora.adapter import Adapter
+from lora.progress import Progress
 from lora.wrapping import wrapped
 
 IGNORE = -100  # label id torch's cross-entropy skips: prompt and padding positions
-
-
-class TrainingCancelled(Exception):
-    """Raise this from the progress callback to stop training between steps; train_lora removes the LoRA
-    wrapper from the base and re-raises it, so the caller sees the cancellation and the base stays clean."""
 
 
 @dataclass
@@ -133,7 +129,7 @@ def train_lora(
     tokenizer,
     pairs: list[tuple[str, str]],
     config: TrainConfig,
-    progress: Callable[[int, float, float], object] | None = None,
+    progress: Progress | None = None,
     init: Adapter | None = None,
     extra_loss: Callable[[object], torch.Tensor] | None = None,
     base_name: str | None = None,
@@ -142,7 +138,8 @@ def train_lora(
 
     - init: start from this adapter's weights and LoRA config (rank, alpha, targets) instead of a fresh LoRA.
     - extra_loss(peft_model) -> scalar tensor, added once per optimizer step (O3's orthogonality term).
-    - progress(step, loss, lr) after each optimizer step (step counts from 1); raise TrainingCancelled in it to stop.
+    - progress("training", step, steps, {"loss", "lr"}) after each optimizer step (lora.progress protocol;
+      step counts from 1); raise lora.progress.Cancelled in it to stop: the base is unwrapped and it propagates.
     - base_name goes into the adapter config as base_model_name_or_path.
     """
     if not pairs:
@@ -193,7 +190,7 @@ def _loop(peft_model, examples, pad_id, config, device, progress, extra_loss) ->
         if config.checkpoint_every and step % config.checkpoint_every == 0:
             result.checkpoints.append((step, Adapter.from_peft_model(peft_model)))
         if progress is not None:
-            progress(step, loss, lr)
+            progress("training", step, config.steps, {"loss": loss, "lr": lr})
     peft_model.eval()
     result.adapter = Adapter.from_peft_model(peft_model)
     return result

@@ -27,7 +27,7 @@ def merge(adapters: list[Adapter], config: MergeConfig) -> Adapter:
 
 def merge_with_report(adapters: list[Adapter], config: MergeConfig, progress=None) -> tuple[Adapter, dict]:
     """Merge and say how: method, inputs' ranks, output rank, time, and per-module details (LEGO's cluster sizes).
-    progress(done, total) is called after each module (the merge job forwards it to Celery's task state)."""
+    progress("merging", done, total) after each module (the lora.progress protocol)."""
     if config.method not in METHODS:
         raise MergeError(f"unknown merge method {config.method!r}; known: {sorted(METHODS)}")
     merge_module = METHODS[config.method]
@@ -50,7 +50,7 @@ def merge_with_report(adapters: list[Adapter], config: MergeConfig, progress=Non
             if info:
                 details[module] = info
             if progress is not None:
-                progress(done, len(modules))
+                progress("merging", done, len(modules))
     elapsed = time.perf_counter() - start
 
     ranks = [a.shape[0] for a, _ in merged.values()]

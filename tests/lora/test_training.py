@@ -7,7 +7,8 @@ import torch
 from lora.bases import tiny_model
 from lora.evaluation import evaluate_task
 from lora.tasks import load_task
-from lora.training import IGNORE, TrainConfig, TrainingCancelled, encode_pair, train_lora
+from lora.progress import Cancelled
+from lora.training import IGNORE, TrainConfig, encode_pair, train_lora
 from lora.wrapping import wrapped
 
 torch.set_num_threads(1)
@@ -108,10 +109,10 @@ def test_base_model_unchanged_after_training_and_after_cancel(base, task):
         logits = model(input_ids=ids).logits
     train_lora(model, tok, task.pairs()[:8], TrainConfig(steps=2, batch_size=4, lr=1e-1))
 
-    def cancel(step, loss, lr):
-        raise TrainingCancelled()
+    def cancel(stage, done, total, metrics=None):
+        raise Cancelled()
 
-    with pytest.raises(TrainingCancelled):
+    with pytest.raises(Cancelled):
         train_lora(model, tok, task.pairs()[:8], TrainConfig(steps=5, batch_size=4, lr=1e-1), progress=cancel)
     after = snapshot(model)
     assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
@@ -126,7 +127,7 @@ def test_progress_gets_step_loss_and_linear_schedule_lr(base, task):
     model, tok = base
     seen = []
     result = train_lora(model, tok, task.pairs()[:8], TrainConfig(steps=6, warmup=2, lr=1e-3, batch_size=4),
-                        progress=lambda step, loss, lr: seen.append((step, loss, lr)))
+                        progress=lambda stage, step, total, m: seen.append((step, m["loss"], m["lr"])))
     assert [s for s, _, _ in seen] == [1, 2, 3, 4, 5, 6]
     assert [l for _, l, _ in seen] == result.losses
     assert [lr for _, _, lr in seen] == pytest.approx([0, 5e-4, 1e-3, 7.5e-4, 5e-4, 2.5e-4])

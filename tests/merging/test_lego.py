@@ -105,7 +105,7 @@ def test_merge_reports_progress_per_module_and_what_it_did():
     inputs = [random_adapter(51), random_adapter(52)]
     calls = []
     merged, report = merge_with_report(inputs, MergeConfig(method="lego", rank=3),
-                                       progress=lambda done, total: calls.append((done, total)))
+                                       progress=lambda stage, done, total, m=None: calls.append((done, total)))
     assert calls == [(1, 2), (2, 2)]
     assert report["method"] == "lego" and report["k"] == 3 and report["n_inputs"] == 2 and report["n_modules"] == 2
     assert report["output_rank"] == 3 and report["time_s"] >= 0

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lora import Adapter
+from lora.progress import Cancelled
 
 
-class JobCancelled(Exception):
-    """Raised by ctx.check_cancelled() when someone cancelled the job; the runner marks it cancelled."""
+JobCancelled = Cancelled  # ctx.check_cancelled() raises it; every method lets it through; the runner marks it cancelled
 
 
 @dataclass

@@ -12,7 +12,7 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
         raise MergeError(f"inputs are on different bases: {sorted(map(str, bases))}")
     ctx.progress(0.05, "merging")
 
-    def progress(done: int, total: int) -> None:
+    def progress(stage, done, total, metrics=None) -> None:
         ctx.check_cancelled()
         ctx.progress(0.05 + 0.9 * done / max(total, 1), "merging")
 

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from lora.tasks import load_task
-from lora.training import TrainConfig, TrainingCancelled, train_lora
-from workers.kinds.base import JobCancelled, JobContext, Output
+from lora.progress import Cancelled
+from lora.training import TrainConfig, train_lora
+from workers.kinds.base import JobContext, Output
 
 
 def run(ctx: JobContext, params: dict) -> list[Output]:
@@ -24,18 +25,12 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
                          batch_size=params["batch_size"], seed=params["seed"],
                          checkpoint_every=params.get("checkpoint_every"), max_len=params["max_len"])
 
-    def progress(step: int, loss: float, lr: float) -> None:
-        ctx.metric("loss", loss, step)
-        ctx.progress(step / config.steps, "training")
-        try:
-            ctx.check_cancelled()
-        except JobCancelled as exc:
-            raise TrainingCancelled(str(exc)) from None
+    def progress(stage, step, total, metrics=None) -> None:
+        ctx.metric("loss", metrics["loss"], step)
+        ctx.progress(step / total, stage)
+        ctx.check_cancelled()
 
-    try:
-        result = train_lora(model, tokenizer, pairs, config, progress=progress, base_name=params["base"])
-    except TrainingCancelled as exc:
-        raise JobCancelled(str(exc)) from None
+    result = train_lora(model, tokenizer, pairs, config, progress=progress, base_name=params["base"])
     extra = {}
     for step, checkpoint in result.checkpoints:
         config_json, weights = checkpoint.to_bytes()
