@@ -1,28 +1,44 @@
 """Per-kind job parameters, validated by the API before anything is queued (torch-free, so the API stays light).
 
-Each kind is a Pydantic model with `extra="forbid"`, so a typo in a parameter name is a 422 naming it rather than a
-silently ignored field and a job that runs with defaults. `validate_job` also checks the shape of inputs and output;
-whether the input versions exist is the job service's check (it needs the database).
+Each kind's params are a Pydantic model with `extra="forbid"` (a typo is a 422 naming the field, not a silently
+ignored setting) and no NaN/Infinity (JSON parsers accept them; a LoRA trained with alpha=Infinity is all NaN).
+Fields that name registry objects are typed with `ref(...)`: the marker says which kind of object they name and the
+lineage relation the job's result gets to it, and `hub.job_kinds` reads the markers to authorise, resolve and link
+every reference, whatever the kind. Hyper-parameters mirror the method's own config dataclass (`KindSpec.config`);
+tests/workers/test_job_kinds.py fails when a field or a default drifts between the two.
+Cross-field rules (ties needs a density) are model validators here, so they fail at submit with a 422.
 """
 from __future__ import annotations
 
 import re
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # The built-in task names of lora.tasks (kept here so the API need not import torch; a test pins them equal).
 BUILTIN_TASKS = ("boolean_expressions", "caesar_shift", "object_counting", "two_step_arithmetic", "word_sorting")
-MERGE_METHODS = ("lego", "linear", "cat", "svd", "ties", "dare_linear", "dare_ties")
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
-_REF = re.compile(rf"^{_NAME}/{_NAME}(@[A-Za-z0-9._-]+)?$")
+NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
+REF = re.compile(rf"^{NAME}/{NAME}(@[A-Za-z0-9._-]{{1,64}})?$")
 
 
 class JobParamsError(ValueError):
     pass
 
 
-def _check_task(spec: str) -> str:
+@dataclass(frozen=True)
+class Ref:
+    """Marks a params field whose value names a registry object ("adapter", "dataset", "generator" or "base").
+
+    relation: the lineage edge from the job's result to that object (None: no edge).
+    builtin: the field may instead hold "builtin:<task>?..." (a procedural task; no registry object)."""
+
+    object: str
+    relation: str | None = None
+    builtin: bool = False
+
+
+def check_task(spec: str) -> str:
     if not spec.startswith("builtin:"):
         raise ValueError(f"task must look like builtin:<name>?n=256&seed=0, got {spec!r}")
     name = spec.removeprefix("builtin:").split("?", 1)[0]
@@ -31,37 +47,75 @@ def _check_task(spec: str) -> str:
     return spec
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+def _checker(marker: Ref):
+    def check(value: str) -> str:
+        if marker.builtin and value.startswith("builtin:"):
+            return check_task(value)
+        if marker.object == "base":
+            if not value.strip():
+                raise ValueError("base name is empty")
+            return value
+        if not REF.match(value):
+            hint = " or builtin:<task>" if marker.builtin else ""
+            raise ValueError(f"must be namespace/name[@version]{hint}, got {value!r}")
+        return value
+
+    return check
 
 
-class TaskOrDataset(_Params):
-    task: str | None = None
-    dataset: str | None = None
+def ref(object: str, relation: str | None = None, builtin: bool = False):
+    """The type of a params field naming a registry object: a string checked for shape, carrying its Ref marker."""
+    marker = Ref(object, relation, builtin)
+    return Annotated[str, marker, AfterValidator(_checker(marker))]
+
+
+Task = Annotated[str, AfterValidator(check_task)]
+
+
+class Params(BaseModel):
+    """Base of every kind's params: unknown fields and non-finite numbers are refused."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    def check_inputs(self, inputs: list[str]) -> None:
+        """Rules that tie params to the job's inputs (raise ValueError); none by default."""
+
+
+class TaskOrDataset(Params):
+    task: Task | None = None
+    dataset: ref("dataset", relation="trained_from") | None = None
 
     @model_validator(mode="after")
     def _one_source(self):
         if (self.task is None) == (self.dataset is None):
             raise ValueError("give exactly one of 'task' (builtin:...) or 'dataset' (namespace/name@version)")
-        if self.task is not None:
-            _check_task(self.task)
-        if self.dataset is not None and not _REF.match(self.dataset):
-            raise ValueError(f"dataset must be namespace/name[@version], got {self.dataset!r}")
         return self
 
 
 class TrainParams(TaskOrDataset):
-    base: str = Field(min_length=1)
+    """lora.training.TrainConfig, plus the base to train on and the data."""
+
+    base: ref("base")
     steps: int = Field(100, ge=1, le=100_000)
     rank: int = Field(8, ge=1, le=1024)
     lora_alpha: float = Field(16.0, gt=0)
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
     lr: float = Field(2e-4, gt=0, le=1)
     batch_size: int = Field(8, ge=1, le=1024)
+    grad_accum: int = Field(1, ge=1, le=1024)
+    warmup: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_len: int = Field(256, ge=8, le=8192)
     seed: int = 0
     checkpoint_every: int | None = Field(None, ge=1)
-    max_len: int = Field(256, ge=8, le=8192)
-    model_config = ConfigDict(extra="forbid", strict=False)  # allow 16 for lora_alpha=16.0
+    use_rslora: bool = False
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _warmup_within_steps(self):
+        if self.warmup > self.steps:
+            raise ValueError(f"warmup ({self.warmup}) must not exceed steps ({self.steps})")
+        return self
 
 
 class EvaluateParams(TaskOrDataset):
@@ -69,7 +123,9 @@ class EvaluateParams(TaskOrDataset):
     max_new_tokens: int | None = Field(None, ge=1, le=1024)
 
 
-class MergeParams(_Params):
+class MergeParams(Params):
+    """merging.MergeConfig."""
+
     method: Literal["lego", "linear", "cat", "svd", "ties", "dare_linear", "dare_ties"] = "lego"
     weights: list[float] | None = None
     rank: int | None = Field(None, ge=1, le=4096)
@@ -80,69 +136,18 @@ class MergeParams(_Params):
     max_iter: int = Field(50, ge=1, le=10_000)
     parameter_reweighting: bool = True
     output_reweighting: bool = True
-    model_config = ConfigDict(extra="forbid", strict=False)
+    parameter_norm: Literal["separate", "joint"] = "separate"
+
+    @model_validator(mode="after")
+    def _density_where_needed(self):
+        if self.method in ("ties", "dare_linear", "dare_ties") and self.density is None:
+            raise ValueError(f"method {self.method!r} needs a density in (0, 1]: the fraction of entries it keeps")
+        return self
+
+    def check_inputs(self, inputs: list[str]) -> None:
+        if self.weights is not None and len(self.weights) != len(inputs):
+            raise ValueError(f"params.weights has {len(self.weights)} entries for {len(inputs)} inputs")
 
 
-class NoopParams(_Params):
+class NoopParams(Params):
     seconds: float = Field(0.0, ge=0, le=600)
-    model_config = ConfigDict(extra="forbid", strict=False)
-
-
-# kind -> (params model, inputs (min, max), needs an output adapter, default queue)
-KINDS: dict[str, tuple[type[BaseModel], tuple[int, int], bool, str]] = {
-    "train": (TrainParams, (0, 0), True, "gpu"),
-    "evaluate": (EvaluateParams, (1, 1), False, "gpu"),
-    "merge": (MergeParams, (2, 64), True, "cpu"),
-    "noop": (NoopParams, (0, 0), False, "cpu"),
-}
-KIND_NAMES = tuple(KINDS)
-
-
-def queue_for(kind: str, routes: str | None = None) -> str:
-    """Queue of a kind: the default above, overridden by ADAPTARIUM_QUEUE_ROUTES like 'merge=gpu,train=cpu'."""
-    for item in filter(None, (routes or "").split(",")):
-        name, _, queue = item.partition("=")
-        if name.strip() == kind and queue.strip():
-            return queue.strip()
-    return KINDS[kind][3]
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "params"
-        parts.append(f"params.{where}: {error['msg']}" if error["loc"] else error["msg"])
-    return "; ".join(parts)
-
-
-def validate_job(kind: str, inputs: list, params: dict, output: dict | None) -> dict:
-    """Normalised params (defaults filled in) or JobParamsError with what was wrong."""
-    if kind not in KINDS:
-        raise JobParamsError(f"unknown job kind {kind!r}; known kinds: {', '.join(KIND_NAMES)}")
-    model, (low, high), needs_output, _ = KINDS[kind]
-    if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
-        raise JobParamsError("inputs must be a list of version references")
-    if not low <= len(inputs) <= high:
-        want = f"exactly {low}" if low == high else f"{low} to {high}"
-        raise JobParamsError(f"a {kind} job takes {want} input version(s), got {len(inputs)}")
-    for ref in inputs:
-        if not _REF.match(ref):
-            raise JobParamsError(f"input {ref!r} is not namespace/name[@version]")
-    if needs_output:
-        if not isinstance(output, dict) or set(output) != {"namespace", "name"}:
-            raise JobParamsError(f'a {kind} job needs output {{"namespace": ..., "name": ...}}')
-        for key in ("namespace", "name"):
-            value = output[key]
-            if not isinstance(value, str) or not re.match(rf"^{_NAME}$", value) or ".." in value:
-                raise JobParamsError(f"output.{key} {value!r} is not a valid name ([A-Za-z0-9._-], no '..')")
-    elif output not in (None, {}):
-        raise JobParamsError(f"a {kind} job publishes no adapter; drop 'output'")
-    if not isinstance(params, dict):
-        raise JobParamsError("params must be an object")
-    try:
-        parsed = model.model_validate(params)
-    except ValidationError as exc:
-        raise JobParamsError(_describe(exc)) from None
-    if kind == "merge" and parsed.weights is not None and len(parsed.weights) != len(inputs):
-        raise JobParamsError(f"params.weights has {len(parsed.weights)} entries for {len(inputs)} inputs")
-    return parsed.model_dump()

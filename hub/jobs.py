@@ -6,17 +6,22 @@ running with a stale heartbeat), so duplicate or redelivered messages are harmle
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub import dispatch, registry
-from hub.job_params import JobParamsError, queue_for, validate_job
-from hub.models import Job, JobEvent, iso_utc, utcnow
-from hub.registry import Invalid, NotFound
+from hub.job_kinds import KINDS, KindSpec, queue_for, references, validate_job
+from hub.job_params import JobParamsError
+from hub.models import AdapterVersion, Job, JobEvent, iso_utc, utcnow
+from hub.registry import Forbidden, Invalid, NotFound
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -25,66 +30,109 @@ def job_to_dict(job: Job) -> dict:
     return {
         "id": job.id, "kind": job.kind, "state": job.state, "progress": job.progress, "stage": job.stage,
         "inputs": job.inputs, "params": job.params, "output": job.output, "results": job.results,
-        "error": job.error, "attempts": job.attempts, "worker": job.worker, "queue": job.queue,
+        "result": job.result, "error": job.error, "attempts": job.attempts, "worker": job.worker, "queue": job.queue,
         "created_by": job.created_by, "created_at": iso_utc(job.created_at), "started_at": iso_utc(job.started_at),
         "finished_at": iso_utc(job.finished_at),
     }
 
 
-def _check_inputs(session: Session, kind: str, inputs: list[str], params: dict) -> None:
-    """Every input must name an existing, non-yanked version, all on one base (and the train base must exist)."""
-    bases = set()
-    for ref in inputs:
-        ns, name, version_ref = registry.parse_ref(ref)
+@dataclass
+class Resolved:
+    """What a kind's submit check sees: the input versions and every referenced version, already authorised."""
+
+    session: Session
+    params: dict
+    inputs: list[AdapterVersion]
+    refs: dict[str, list[AdapterVersion]] = field(default_factory=dict)  # params field -> versions it names
+    readable: Callable[[str], bool] = lambda namespace: True
+
+
+def authorise(spec: KindSpec, inputs: list[str], params: dict, readable: Callable[[str], bool]) -> None:
+    """Read access on every object the job names, before anything is looked up (so a 404 never tells a caller
+    that a private object exists)."""
+    for reference in references(spec, inputs, params):
+        if reference.namespace and not readable(reference.namespace):
+            raise Forbidden(f"{reference.where}: no read access to namespace {reference.namespace!r}")
+
+
+def resolve(session: Session, spec: KindSpec, inputs: list[str], params: dict,
+            readable: Callable[[str], bool]) -> Resolved:
+    """Every reference must name an existing version that is not yanked (bases: a registered base); inputs must
+    share one base; then the kind's own check runs and may complete the params."""
+    resolved = Resolved(session=session, params=dict(params), inputs=[], readable=readable)
+    for reference in references(spec, inputs, params):
+        if reference.object == "base":
+            if registry.find_base(session, reference.value) is None:
+                raise Invalid(f"{reference.where}: unknown base {reference.value!r}")
+            continue
+        ns, name, version_ref = registry.parse_ref(reference.value)
         try:
-            version = registry.resolve_version(session, "adapter", ns, name, version_ref)
+            version = registry.resolve_version(session, reference.object, ns, name, version_ref)
         except NotFound as exc:
-            raise Invalid(f"input {ref!r}: {exc.detail}") from None
+            raise Invalid(f"{reference.where} {reference.value!r}: {exc.detail}") from None
         if version.yanked:
-            raise Invalid(f"input {ref!r} is yanked; pick another version")
-        bases.add(version.adapter.base.name if version.adapter.base else None)
+            raise Invalid(f"{reference.where} {reference.value!r} is yanked; pick another version")
+        if reference.where.startswith("inputs"):
+            resolved.inputs.append(version)
+        else:
+            resolved.refs.setdefault(reference.where.split(".", 1)[1].split("[", 1)[0], []).append(version)
+    bases = {v.adapter.base.name if v.adapter.base else None for v in resolved.inputs}
     if len(bases) > 1:
         raise Invalid(f"inputs belong to different bases ({', '.join(sorted(map(str, bases)))}); "
                       "a job's inputs must share one base")
-    if params.get("base") is not None and registry.find_base(session, params["base"]) is None:
-        raise Invalid(f"unknown base {params['base']!r}")
-    if params.get("dataset"):
-        ns, name, version_ref = registry.parse_ref(params["dataset"])
-        try:
-            registry.resolve_version(session, "dataset", ns, name, version_ref)
-        except NotFound as exc:
-            raise Invalid(f"dataset {params['dataset']!r}: {exc.detail}") from None
+    if spec.check is not None:
+        resolved.params = spec.check(resolved)
+    return resolved
+
+
+def _request_hash(kind: str, inputs: list[str], params: dict, output: dict | None) -> str:
+    body = json.dumps([kind, inputs, params, output], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], params: dict, output: dict | None,
                created_by: str | None = None, idempotency_key: str | None = None, queue_routes: str | None = None,
-               settings=None) -> Job:
-    """Validate, insert and dispatch; with an idempotency key already used, return that job unchanged."""
+               settings=None, readable: Callable[[str], bool] = lambda namespace: True, caller: str = "anonymous") -> Job:
+    """Validate, authorise every reference, insert and dispatch.
+
+    An Idempotency-Key belongs to its caller: the same caller with the same key and the same request gets the first
+    job back; with a different request, a 409. Another caller's key is another key."""
+    request_hash = _request_hash(kind, inputs, params, output)
+    scoped_key = f"{caller}:{idempotency_key}" if idempotency_key else None
     with session_factory() as s:
-        if idempotency_key:
-            existing = s.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).first()
+        if scoped_key:
+            existing = s.scalars(select(Job).where(Job.idempotency_key == scoped_key)).first()
             if existing is not None:
-                return existing
+                return _same_request(existing, request_hash)
+        spec = KINDS.get(kind)
         try:
             params = validate_job(kind, inputs, params, output)
         except JobParamsError as exc:
             raise Invalid(str(exc)) from None
-        _check_inputs(s, kind, inputs, params)
+        authorise(spec, inputs, params, readable)
+        params = resolve(s, spec, inputs, params, readable).params
         job = Job(id=uuid.uuid4().hex, kind=kind, state="queued", progress=0.0, inputs=list(inputs), params=params,
-                  output=output or None, results=[], attempts=0, idempotency_key=idempotency_key,
-                  created_by=created_by, queue=queue_for(kind, queue_routes), celery_task_id=uuid.uuid4().hex)
+                  output=output or None, results=[], attempts=0, idempotency_key=scoped_key,
+                  request_hash=request_hash, created_by=created_by, queue=queue_for(kind, queue_routes),
+                  celery_task_id=uuid.uuid4().hex)
         s.add(job)
         s.add(JobEvent(job_id=job.id, seq=1, type="state", data={"state": "queued"}))  # a new job's first event
         try:
             s.commit()
         except IntegrityError:  # the same idempotency key raced us
             s.rollback()
-            existing = s.scalars(select(Job).where(Job.idempotency_key == idempotency_key)).first()
+            existing = s.scalars(select(Job).where(Job.idempotency_key == scoped_key)).first()
             if existing is None:
                 raise
-            return existing
+            return _same_request(existing, request_hash)
     _dispatch_or_defer(session_factory, job, settings)
     return job
+
+
+def _same_request(existing: Job, request_hash: str) -> Job:
+    if existing.request_hash != request_hash:
+        raise registry.Conflict("this Idempotency-Key was already used for a different request; use a new key")
+    return existing
 
 
 def _dispatch_or_defer(session_factory: sessionmaker, job: Job, settings) -> None:
@@ -215,3 +263,36 @@ def stale_jobs(session: Session, stale_after: float, queued_after: float) -> lis
         ((Job.state == "running") & (Job.heartbeat_at < now - timedelta(seconds=stale_after)))
         | ((Job.state == "queued") & (Job.created_at < now - timedelta(seconds=queued_after))))))
 
+
+
+def record_progress(session_factory: sessionmaker, job_id: str, fraction: float, stage: str | None) -> None:
+    """The runner's progress report: the row's progress and stage (and a heartbeat), plus a progress event."""
+    with session_factory() as s:
+        job = s.get(Job, job_id)
+        job.progress, job.stage, job.heartbeat_at = round(min(max(fraction, 0.0), 1.0), 4), stage, utcnow()
+        _append(s, job_id, "progress", {"progress": job.progress, "stage": stage})
+        s.commit()
+
+
+def cancel_requested(session_factory: sessionmaker, job_id: str) -> bool:
+    with session_factory() as s:
+        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def finish(session_factory: sessionmaker, job_id: str, state: str, results: list[str] | None = None,
+           result: dict | None = None, error: dict | None = None, trace: str | None = None) -> None:
+    """The end of a run: its final state, the versions it published or the data it returned, or its error."""
+    with session_factory() as s:
+        job = s.get(Job, job_id)
+        job.state, job.finished_at = state, utcnow()
+        if results is not None:
+            job.results = results
+        if result is not None:
+            job.result = result
+        if state == "succeeded":
+            job.progress = 1.0
+        job.error = error
+        if trace:
+            _append(s, job_id, "error", {**(error or {}), "traceback": trace})
+        _append(s, job_id, "state", {"state": state, **({"results": results} if results else {})})
+        s.commit()

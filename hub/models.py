@@ -13,7 +13,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base
 
-RELATIONS = ("transferred_from", "merged_from", "unlearned_from", "generated_by", "trained_from")
+# lineage edges, child -> parent: how a version came from another (or, for a kit, what it serves)
+RELATIONS = ("transferred_from", "merged_from", "unlearned_from", "generated_by", "trained_from",
+             "discriminates_for", "seeds_for", "conditioned_on")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -142,12 +144,16 @@ class Job(Base):
     inputs: Mapped[list] = mapped_column(JSON, default=list)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     output: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    results: Mapped[list] = mapped_column(JSON, default=list)
+    results: Mapped[list] = mapped_column(JSON, default=list)  # refs of the versions it published
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # data it returned (infer's completions)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     queue: Mapped[str] = mapped_column(String(32), default="cpu")
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    # "<caller>:<Idempotency-Key>", so one caller's key never finds another caller's job; request_hash tells a
+    # retried request from a different one sent with the same key
+    idempotency_key: Mapped[str | None] = mapped_column(String(300), unique=True, nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

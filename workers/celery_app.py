@@ -2,7 +2,7 @@
 
 Acks are late and a lost worker's message is requeued (Redis: after the visibility timeout), so a job survives a
 killed worker; the runner's claim makes a second delivery harmless. Routing is by queue name (gpu, cpu), chosen per
-kind when the job is dispatched (hub.job_params.queue_for).
+kind when the job is dispatched (hub.job_kinds.queue_for).
 """
 from __future__ import annotations
 

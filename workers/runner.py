@@ -13,15 +13,14 @@ import threading
 import time
 import traceback
 
-from sqlalchemy import select
-
 from hub import jobs, registry
 from hub.db import make_engine, make_session_factory
-from hub.models import Job, utcnow
+from hub.models import Job
 from hub.registry import FileEntry
 from hub.settings import Settings
 from hub.storage import open_store
 from lora import Adapter
+from hub.job_kinds import KINDS, KindSpec, references
 from workers.kinds import runner_for
 from workers.kinds.base import JobCancelled, Output
 
@@ -48,17 +47,24 @@ class Services:
 
 
 class RegistryContext:
-    """The JobContext a worker gives a kind: inputs from the registry, progress and events into the job row."""
+    """The JobContext a worker gives a kind: what the job names, from the registry; progress and events into the job
+    row through hub.jobs (which owns every job state change)."""
 
     def __init__(self, services: Services, job: Job, worker: str):
         self.services, self.job_id, self.inputs, self.worker = services, job.id, list(job.inputs), worker
         self._last_progress = (-1.0, None, 0.0)
         self._last_cancel_check = 0.0
 
-    def _version(self, kind: str, ref: str):
+    def _version(self, object: str, ref: str):
         ns, name, version_ref = registry.parse_ref(ref)
         with self.services.session_factory() as s:
-            return registry.resolve_version(s, kind, ns, name, version_ref)
+            return registry.resolve_version(s, object, ns, name, version_ref)
+
+    def load_files(self, ref: str, object: str = "adapter") -> dict[str, bytes]:
+        version = self._version(object, ref)
+        if version.yanked:
+            raise ValueError(f"{object} {ref} is yanked")
+        return {f["name"]: self.services.store.read_bytes(f["sha256"]) for f in version.files}
 
     def load_adapter(self, ref: str) -> tuple[Adapter, dict]:
         version = self._version("adapter", ref)
@@ -70,7 +76,8 @@ class RegistryContext:
                                      store.read_bytes(files["adapter_model.safetensors"]))
         base = version.adapter.base
         return adapter, {"ref": registry.version_ref(version), "base": base.name if base else None,
-                         "base_source": base.source if base else None}
+                         "base_source": base.source if base else None, "metrics": version.metrics or {},
+                         "files": [f["name"] for f in version.files]}
 
     def load_base(self, base_name: str):
         from lora.bases import load_base
@@ -89,17 +96,19 @@ class RegistryContext:
         rows = [json.loads(line) for line in self.services.store.read_bytes(sha).splitlines() if line.strip()]
         return [(r["prompt"], r["completion"]) for r in rows]
 
+    def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]:
+        """Versions that name `ref` as their parent by `relation`, newest first, yanked ones left out."""
+        version = self._version("adapter", ref)
+        with self.services.session_factory() as s:
+            return registry.children_of(s, version.id, relation, object)
+
     def progress(self, fraction: float, stage: str | None = None) -> None:
         last_fraction, last_stage, last_time = self._last_progress
         now = time.monotonic()
         if stage == last_stage and fraction < 1.0 and fraction - last_fraction < 0.01 and now - last_time < 1.0:
             return  # throttle: the dashboard needs percent steps, not one row per micro-step
         self._last_progress = (fraction, stage, now)
-        with self.services.session_factory() as s:
-            job = s.get(Job, self.job_id)
-            job.progress, job.stage, job.heartbeat_at = round(min(max(fraction, 0.0), 1.0), 4), stage, utcnow()
-            jobs._append(s, self.job_id, "progress", {"progress": job.progress, "stage": stage})
-            s.commit()
+        jobs.record_progress(self.services.session_factory, self.job_id, fraction, stage)
 
     def log(self, message: str) -> None:
         jobs.append_event(self.services.session_factory, self.job_id, "log", {"message": message})
@@ -113,9 +122,8 @@ class RegistryContext:
         if now - self._last_cancel_check < 0.2:
             return
         self._last_cancel_check = now
-        with self.services.session_factory() as s:
-            if s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)):
-                raise JobCancelled("cancelled by request")
+        if jobs.cancel_requested(self.services.session_factory, self.job_id):
+            raise JobCancelled("cancelled by request")
 
 
 def worker_name() -> str:
@@ -137,15 +145,18 @@ def run_job(job_id: str, services: Services | None = None) -> str:
     beat.start()
     try:
         outputs = runner_for(job.kind)(RegistryContext(services, job, worker), job.params)
-        results = [_publish(services, job, out) for out in outputs]
-        _finish(services, job_id, "succeeded", results=results)
+        spec = KINDS[job.kind]
+        results = [ref for out in outputs if (ref := _publish(services, job, spec, out))]
+        data = next((out.data for out in outputs if out.data is not None), None)
+        jobs.finish(services.session_factory, job_id, "succeeded", results=results,
+                    result=_jsonable(data) if data is not None else None)
         return "succeeded"
     except JobCancelled:
-        _finish(services, job_id, "cancelled")
+        jobs.finish(services.session_factory, job_id, "cancelled")
         return "cancelled"
     except Exception as exc:
-        _finish(services, job_id, "failed", error={"type": type(exc).__name__, "message": str(exc)},
-                trace=traceback.format_exc())
+        jobs.finish(services.session_factory, job_id, "failed", error={"type": type(exc).__name__, "message": str(exc)},
+                    trace=traceback.format_exc())
         return "failed"
     finally:
         stop.set()
@@ -159,52 +170,58 @@ def _heartbeat(services: Services, job_id: str, worker: str, stop: threading.Eve
             log.exception("heartbeat failed")
 
 
-def _publish(services: Services, job: Job, out: Output) -> str:
-    if out.update_metrics_of:
-        ns, name, ref = registry.parse_ref(out.update_metrics_of)
+def _publish(services: Services, job: Job, spec: KindSpec, out: Output) -> str | None:
+    """Store one output as the kind's spec says; returns the ref of the version it made or updated (None for data)."""
+    object = out.object or spec.output
+    if object == "metrics":  # e.g. evaluate: merged into the input version's metrics
+        ns, name, ref = registry.parse_ref(job.inputs[0])
         with services.session_factory() as s:
-            version = registry.resolve_version(s, "adapter", ns, name, ref)
-            version.metrics = {**(version.metrics or {}), **out.metrics}
+            version = registry.resolve_version(s, spec.input_object, ns, name, ref)
+            version.metrics = {**(version.metrics or {}), **_jsonable(out.metrics)}
             s.commit()
             return registry.version_ref(version)
+    if object not in ("adapter", "dataset", "generator"):
+        return None
     target = job.output or {}
     namespace, name = target["namespace"], out.name or target["name"]
-    config_json, weights = out.adapter.to_bytes()
-    blobs = {"adapter_config.json": config_json, "adapter_model.safetensors": weights, **out.extra_files}
+    peft_config = None
+    if object == "adapter":
+        config_json, weights = out.adapter.to_bytes()
+        blobs = {"adapter_config.json": config_json, "adapter_model.safetensors": weights, **out.extra_files}
+        base_name, peft_config = out.adapter.config.get("base_model_name_or_path"), out.adapter.config
+    elif object == "dataset":
+        blobs = {"data.jsonl": "".join(json.dumps(row) + "\n" for row in out.rows or []).encode()}
+        base_name = out.base
+    else:
+        blobs, base_name = dict(out.files), out.base
     files = [FileEntry(fname, services.store.put_bytes(data), len(data)) for fname, data in blobs.items()]
     with services.session_factory() as s:
-        base_name = out.adapter.config.get("base_model_name_or_path") or job.params.get("base")
-        base = registry.find_base(s, base_name) if base_name else None
-        if base is None:
-            raise ValueError(f"result adapter names base {base_name!r}, which is not registered")
+        base_id = None
+        if base_name or object == "adapter":
+            base = registry.find_base(s, base_name) if base_name else None
+            if base is None:
+                raise ValueError(f"result {object} names base {base_name!r}, which is not registered")
+            base_id = base.id
         parents = []
-        for ref, relation in out.parents:
-            kind = "dataset" if relation == "trained_from" else "adapter"
-            pns, pname, pref = registry.parse_ref(ref)
-            parents.append((registry.resolve_version(s, kind, pns, pname, pref).id, relation))
-        base_id = base.id
-    version = registry.create_version(services.session_factory, kind="adapter", namespace=namespace, name=name,
-                                      base_id=base_id, peft_config=out.adapter.config, files=files,
+        for reference in references(spec, job.inputs, job.params):
+            relation = (out.relation or reference.relation) if reference.where.startswith("inputs") \
+                else reference.relation
+            if relation and reference.object != "base":
+                parents.append((_version_id(s, reference.object, reference.value), relation))
+        for parent_object, ref, relation in out.parents:
+            parents.append((_version_id(s, parent_object, ref), relation))
+    version = registry.create_version(services.session_factory, kind=object, namespace=namespace, name=name,
+                                      base_id=base_id, peft_config=peft_config, files=files,
                                       metrics=_jsonable(out.metrics), created_by=f"job:{job.id}", job_id=job.id,
-                                      parents=parents)
+                                      parents=list(dict.fromkeys(parents)))
     return registry.version_ref(version)
 
 
+def _version_id(session, object: str, ref: str) -> int:
+    ns, name, version_ref = registry.parse_ref(ref)
+    return registry.resolve_version(session, object, ns, name, version_ref).id
+
+
 def _jsonable(value):
-    return json.loads(json.dumps(value, default=float))
-
-
-def _finish(services: Services, job_id: str, state: str, results: list[str] | None = None, error: dict | None = None,
-            trace: str | None = None) -> None:
-    with services.session_factory() as s:
-        job = s.get(Job, job_id)
-        job.state, job.finished_at = state, utcnow()
-        if results is not None:
-            job.results = results
-        if state == "succeeded":
-            job.progress = 1.0
-        job.error = error
-        if trace:
-            jobs._append(s, job_id, "error", {**(error or {}), "traceback": trace})
-        jobs._append(s, job_id, "state", {"state": state, **({"results": results} if results else {})})
-        s.commit()
+    """Plain JSON for the database: numpy/torch scalars become floats; NaN and infinities become null."""
+    return json.loads(json.dumps(value, default=float), parse_constant=lambda _: None)

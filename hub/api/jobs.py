@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel as Schema
@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from hub import jobs as job_service
 from hub.api.deps import can_read, db, require, token
+from hub.job_kinds import KINDS, describe, namespaces_named
 from hub.models import ApiToken, Job, Namespace, iso_utc
+from hub.registry import NotFound
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -37,69 +39,105 @@ class JobIn(Schema):
         return self.output
 
 
-def _namespaces_of(inputs: list[str], output: dict | None) -> set[str]:
-    names = {ref.split("/", 1)[0] for ref in inputs if "/" in ref}
-    if output and isinstance(output.get("namespace"), str):
-        names.add(output["namespace"])
-    return names
+class JobView(Schema):
+    id: str
+    kind: str
+    state: str
+    progress: float
+    stage: str | None
+    inputs: list[str]
+    params: dict
+    output: dict | None
+    results: list[str]  # refs of the versions the job published (or, for evaluate, the version it scored)
+    result: dict | None  # data the job returned (evaluate's scores, infer's completions)
+    error: dict | None
+    attempts: int
+    worker: str | None
+    queue: str
+    created_by: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobList(Schema):
+    items: list[JobView]
+
+
+class EventView(Schema):
+    seq: int
+    at: str | None
+    type: str  # state | progress | log | metric | error
+    data: dict
+
+
+class EventList(Schema):
+    items: list[EventView]
+
+
+def _readable(session: Session, tok: ApiToken | None):
+    """namespace name -> may the caller read it? (An unknown namespace holds nothing to hide.)"""
+    def readable(name: str) -> bool:
+        ns = session.query(Namespace).filter_by(name=name).one_or_none()
+        return ns is None or can_read(tok, ns)
+    return readable
 
 
 def _visible(session: Session, tok: ApiToken | None, job: Job) -> bool:
-    for name in _namespaces_of(job.inputs or [], job.output):
-        ns = session.query(Namespace).filter_by(name=name).one_or_none()
-        if ns is not None and not can_read(tok, ns):
-            return False
-    return True
+    """A job is shown only to callers who may read everything it touches: inputs, referenced objects, output."""
+    readable = _readable(session, tok)
+    return all(readable(name) for name in namespaces_named(job.kind, job.inputs, job.params, job.output))
 
 
 def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
     job = job_service.get_job(session, job_id)
     if not _visible(session, tok, job):
-        require(tok, None, "read")  # 401 / 403 rather than revealing the job
+        raise NotFound(f"no job {job_id!r}")  # the same answer as for a job that does not exist
     return job
 
 
-@router.post("", status_code=202, summary="Submit a job")
+@router.post("", status_code=202, summary="Submit a job", response_model=JobView,
+             responses={401: {"description": "no token"}, 403: {"description": "no write access to the output, or "
+                                                                "no read access to something the job names"},
+                        409: {"description": "Idempotency-Key reused for another request"},
+                        422: {"description": "bad kind, inputs, params or output; unknown or yanked references"}})
 def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token),
            idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")) -> dict:
     output = body.output_dict()
     target = (output or {}).get("namespace")
     if not isinstance(target, str):  # evaluate writes metrics onto its input's version
-        target = body.inputs[0].split("/", 1)[0] if body.inputs else None
+        target = body.inputs[0].split("/", 1)[0] if body.inputs and isinstance(body.inputs[0], str) else None
     namespace = session.query(Namespace).filter_by(name=target).one_or_none() if target else None
     require(tok, namespace or target, "write")
-    for name in _namespaces_of(body.inputs, None):
-        ns = session.query(Namespace).filter_by(name=name).one_or_none()
-        if ns is not None:
-            require(tok, ns, "read")
-    session.rollback()
     job = job_service.create_job(
         request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
         params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,
         idempotency_key=idempotency_key, settings=request.app.state.settings,
-        queue_routes=os.environ.get("ADAPTARIUM_QUEUE_ROUTES"))
+        queue_routes=os.environ.get("ADAPTARIUM_QUEUE_ROUTES"), readable=_readable(session, tok),
+        caller=f"token-{tok.id}" if tok else "anonymous")
     return job_service.job_to_dict(job)
 
 
-@router.get("", summary="List jobs, newest first")
-def list_jobs(state: str | None = None, kind: str | None = None, limit: int = 200, session: Session = Depends(db),
-              tok: ApiToken | None = Depends(token)) -> dict:
-    found = job_service.list_jobs(session, state=state, kind=kind, limit=min(max(limit, 1), 1000))
+@router.get("", summary="List jobs, newest first", response_model=JobList)
+def list_jobs(state: str | None = None, kind: str | None = None, limit: int = Query(200, ge=1, le=1000),
+              session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    found = job_service.list_jobs(session, state=state, kind=kind, limit=limit)
     return {"items": [job_service.job_to_dict(j) for j in found if _visible(session, tok, j)]}
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=JobView, responses={404: {"description": "no such job you may see"}})
 def show(job_id: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     return job_service.job_to_dict(_get_visible(session, tok, job_id))
 
 
 @router.get("/{job_id}/events", summary="Event log: JSON after a sequence number, or a Server-Sent Events stream")
-async def events(job_id: str, request: Request, after: int = 0, session: Session = Depends(db),
+async def events(job_id: str, request: Request, after: int = Query(0, ge=0, le=2**31 - 1),
+                 session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token), last_event_id: str | None = Header(default=None)):
     _get_visible(session, tok, job_id)
     if "text/event-stream" not in request.headers.get("accept", ""):
         return {"items": [_event(e) for e in job_service.events_after(session, job_id, after)]}
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id and last_event_id.isdigit() and len(last_event_id) <= 9:
         after = int(last_event_id)
     session.close()
     return StreamingResponse(_stream(request, job_id, after), media_type="text/event-stream",
@@ -134,7 +172,7 @@ def _event(e) -> dict:
     return {"seq": e.seq, "at": iso_utc(e.at), "type": e.type, "data": e.data}
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", response_model=JobView)
 def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
     _require_write(session, tok, job)
@@ -143,7 +181,7 @@ def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: A
                                                               settings=request.app.state.settings))
 
 
-@router.post("/{job_id}/retry", status_code=202)
+@router.post("/{job_id}/retry", status_code=202, response_model=JobView)
 def retry(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
     _require_write(session, tok, job)
@@ -156,3 +194,11 @@ def _require_write(session: Session, tok: ApiToken | None, job: Job) -> None:
     target = (job.output or {}).get("namespace") or ((job.inputs or ["/"])[0].split("/", 1)[0])
     ns = session.query(Namespace).filter_by(name=target).one_or_none()
     require(tok, ns or target, "write")
+
+
+kinds_router = APIRouter(prefix="/api/v1/job-kinds", tags=["jobs"])
+
+
+@kinds_router.get("", summary="Every job kind: params JSON schema, inputs, output, queue, reference fields")
+def job_kinds() -> dict:
+    return {"items": [describe(spec) for spec in KINDS.values()]}

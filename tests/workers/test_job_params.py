@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.job_params import BUILTIN_TASKS, JobParamsError, queue_for, validate_job
+from hub.job_kinds import queue_for, validate_job
+from hub.job_params import BUILTIN_TASKS, JobParamsError
 
 OUT = {"namespace": "team", "name": "result"}
 

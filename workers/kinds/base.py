@@ -1,29 +1,40 @@
 """What a job kind sees and returns: the JobContext protocol, the Output it produces, and an in-memory context.
 
-A kind is a function `run(ctx, params) -> list[Output]`. It never touches the database or the blob store: the
-runner's context loads inputs and records progress, and the runner publishes the outputs. `LocalContext` is the same
-contract in memory, so a kind runs from a notebook or a unit test with no hub at all.
+A kind is a function `run(ctx, params) -> list[Output]` in `workers/kinds/<kind>.py`. It never touches the
+database or the blob store: the runner's context loads what the job names and records progress, and the runner
+publishes the outputs as the kind's spec (hub.job_kinds) says — lineage to the inputs and to every referenced
+object included. `LocalContext` is the same contract in memory, so a kind runs from a notebook or a unit test with
+no hub at all.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from lora import Adapter
-from lora.progress import Cancelled
-
+from lora.progress import Cancelled, Progress
 
 JobCancelled = Cancelled  # ctx.check_cancelled() raises it; every method lets it through; the runner marks it cancelled
 
 
 @dataclass
 class Output:
+    """One thing a job produced. Which fields matter follows the object published (the spec's output unless
+    `object` says otherwise): an adapter (+ extra_files), a dataset (rows), a generator (files + base), data on the
+    job (data), or metrics merged onto the input version (metrics alone)."""
+
     adapter: Adapter | None = None
     metrics: dict = field(default_factory=dict)
-    parents: list[tuple[str, str]] = field(default_factory=list)  # (version ref, relation)
+    object: str | None = None  # "adapter" | "dataset" | "generator"; None = the kind's declared output
     name: str | None = None  # defaults to the job's output name
+    rows: list[dict] | None = None  # a dataset's {"prompt", "completion"} rows
+    files: dict[str, bytes] = field(default_factory=dict)  # a generator's files
+    base: str | None = None  # a generator's (or dataset's) base; adapters name theirs in their config
     extra_files: dict[str, bytes] = field(default_factory=dict)  # e.g. checkpoints/step-50/adapter_model.safetensors
-    update_metrics_of: str | None = None  # evaluate: merge `metrics` into this existing version instead
+    relation: str | None = None  # lineage to the inputs, when it differs from the kind's (a kit's seed dataset)
+    parents: list[tuple[str, str, str]] = field(default_factory=list)  # extra (object, version ref, relation)
+    data: dict | None = None  # the job's result data
 
 
 class JobContext(Protocol):
@@ -31,12 +42,49 @@ class JobContext(Protocol):
     inputs: list[str]
 
     def load_adapter(self, ref: str) -> tuple[Adapter, dict]: ...
+    def load_files(self, ref: str, object: str = "adapter") -> dict[str, bytes]: ...
     def load_base(self, base_name: str): ...
     def load_dataset(self, ref: str) -> list[tuple[str, str]]: ...
+    def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]: ...
     def progress(self, fraction: float, stage: str | None = None) -> None: ...
     def log(self, message: str) -> None: ...
     def metric(self, name: str, value: float, step: int | None = None) -> None: ...
     def check_cancelled(self) -> None: ...
+
+
+def load_pairs(ctx: JobContext, source: str, split: str = "train") -> list[tuple[str, str]]:
+    """(prompt, completion) pairs from "builtin:<task>?..." (that split) or a dataset version reference."""
+    if source.startswith("builtin:"):
+        from lora.tasks import load_task
+
+        return load_task(source).pairs(split)
+    return ctx.load_dataset(source)
+
+
+def config_from(config_class, params: dict):
+    """The method's config dataclass from the job's params: the fields both share (the params model mirrors the
+    config, a test keeps them in step), lists turned into the tuples the configs use."""
+    values = {}
+    for f in fields(config_class):
+        if f.name in params:
+            value = params[f.name]
+            values[f.name] = tuple(value) if isinstance(value, list) and "tuple" in str(f.type) else value
+    return config_class(**values)
+
+
+def method_progress(ctx: JobContext, start: float = 0.0, end: float = 1.0,
+                    stages: dict[str, tuple[float, float]] | None = None) -> Progress:
+    """A lora.progress callback that reports a method into the job: progress within [start, end] (or the span a
+    stage is given in `stages`), every metric as a metric event at that step, and cancellation checked each call."""
+
+    def report(stage: str, done: int, total: int, metrics=None) -> None:
+        low, high = (stages or {}).get(stage, (start, end))
+        ctx.progress(low + (high - low) * done / max(total, 1), stage)
+        for name, value in (metrics or {}).items():
+            ctx.metric(name, value, done)
+        ctx.check_cancelled()
+
+    return report
 
 
 @dataclass
@@ -45,6 +93,8 @@ class LocalContext:
 
     adapters: dict[str, tuple[Adapter, dict]] = field(default_factory=dict)
     datasets: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # ref -> extra files of that version
+    lineage: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (ref, relation) -> derived refs
     job_id: str = "local"
     inputs: list[str] = field(default_factory=list)
     cancelled: bool = False
@@ -53,6 +103,16 @@ class LocalContext:
     def load_adapter(self, ref: str) -> tuple[Adapter, dict]:
         return self.adapters[ref]
 
+    def load_files(self, ref: str, object: str = "adapter") -> dict[str, bytes]:
+        found = dict(self.files.get(ref, {}))
+        if ref in self.adapters:
+            config_json, weights = self.adapters[ref][0].to_bytes()
+            found.update({"adapter_config.json": config_json, "adapter_model.safetensors": weights})
+        if ref in self.datasets:
+            found["data.jsonl"] = "".join(json.dumps({"prompt": p, "completion": c}) + "\n"
+                                          for p, c in self.datasets[ref]).encode()
+        return found
+
     def load_base(self, base_name: str):
         from lora.bases import load_base
 
@@ -60,6 +120,9 @@ class LocalContext:
 
     def load_dataset(self, ref: str) -> list[tuple[str, str]]:
         return self.datasets[ref]
+
+    def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]:
+        return list(self.lineage.get((ref, relation), []))
 
     def progress(self, fraction: float, stage: str | None = None) -> None:
         self.events.append(("progress", {"progress": fraction, "stage": stage}))

@@ -24,4 +24,4 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     scores = evaluate_task(model, tokenizer, adapter, examples, max_new_tokens=params.get("max_new_tokens"))
     ctx.metric(f"eval/{name}/exact_match", scores["exact_match"])
     metrics = {f"eval/{name}/exact_match": scores["exact_match"], f"eval/{name}/n": scores["n"]}
-    return [Output(metrics=metrics, update_metrics_of=info["ref"])]
+    return [Output(metrics=metrics, data=metrics)]

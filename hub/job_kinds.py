@@ -1,0 +1,181 @@
+"""Every job kind, declared once: the one list the API, the job service, the runner, the CLI and the dashboard read.
+
+A kind is its method package, one module in `workers/kinds/` (same name as the kind) and one `KindSpec` line below
+(with its params model in `hub/job_params.py`). Everything generic reads the spec: validation at submit, read access
+on every registry object the job names (inputs and every `ref(...)` field of its params), existence and yanked checks,
+lineage and publication in the runner, `GET /api/v1/job-kinds`, the dashboard's form and `adaptarium jobs submit`.
+Torch-free, like the rest of hub/.
+"""
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from hub import job_params as p
+from hub.job_params import NAME, REF, JobParamsError, Ref
+
+OUTPUTS = ("adapter", "dataset", "generator", "data", "metrics", "none")
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    params: type[BaseModel]
+    inputs: tuple[int, int]  # how many input versions, (min, max)
+    output: str  # one of OUTPUTS: a new version of that object, data on the job, metrics onto the input, nothing
+    queue: str  # default queue (gpu / cpu); ADAPTARIUM_QUEUE_ROUTES overrides
+    summary: str
+    relation: str | None = None  # lineage edge from the result to each input
+    input_object: str = "adapter"  # what the inputs name
+    config: str | None = None  # "module:Class" of the method config the params mirror (checked by a test)
+    # checks that need the registry, run at submit after every reference resolved: check(resolved) -> params
+    # (possibly completed, e.g. with the kit found through lineage) or raises hub.registry.Invalid
+    check: Callable[[Any], dict] | None = None
+
+    @property
+    def publishes(self) -> bool:
+        return self.output in ("adapter", "dataset", "generator")
+
+
+KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
+    KindSpec("train", p.TrainParams, (0, 0), "adapter", "gpu", "LoRA fine-tuning on a built-in task or a dataset",
+             config="lora.training:TrainConfig"),
+    KindSpec("evaluate", p.EvaluateParams, (1, 1), "metrics", "gpu",
+             "exact match of a version on a task's test split or a dataset, stored in its metrics"),
+    KindSpec("merge", p.MergeParams, (2, 64), "adapter", "cpu", "LoRA-LEGO or a standard merge of adapters on one base",
+             relation="merged_from", config="merging.config:MergeConfig"),
+    KindSpec("noop", p.NoopParams, (0, 0), "none", "cpu", "waits; for dispatch tests and benchmarks"),
+]}
+KIND_NAMES = tuple(KINDS)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One registry object a job names: where (`inputs[0]`, `params.dataset`), what, and how its result links to it."""
+
+    where: str
+    object: str
+    value: str
+    relation: str | None
+
+    @property
+    def namespace(self) -> str | None:
+        return self.value.split("/", 1)[0] if self.object != "base" and "/" in self.value else None
+
+
+def ref_fields(model: type[BaseModel]) -> dict[str, Ref]:
+    """The params fields that name registry objects, with their markers (found inside Optional/list too)."""
+    found = {}
+    for name, field in model.model_fields.items():
+        marker = _find_marker(field.annotation) or next((m for m in field.metadata if isinstance(m, Ref)), None)
+        if marker is not None:
+            found[name] = marker
+    return found
+
+
+def _find_marker(annotation) -> Ref | None:
+    for meta in getattr(annotation, "__metadata__", ()):
+        if isinstance(meta, Ref):
+            return meta
+    for arg in typing.get_args(annotation):
+        marker = _find_marker(arg)
+        if marker is not None:
+            return marker
+    return None
+
+
+def references(spec: KindSpec, inputs: list[str], params: dict) -> list[Reference]:
+    """Every registry object a (validated) job names; builtin tasks are not registry objects and are left out."""
+    found = [Reference(f"inputs[{i}]", spec.input_object, ref, spec.relation) for i, ref in enumerate(inputs)]
+    for name, marker in ref_fields(spec.params).items():
+        value = params.get(name)
+        values = value if isinstance(value, list) else [value]
+        for i, item in enumerate(values):
+            if not isinstance(item, str) or (marker.builtin and item.startswith("builtin:")):
+                continue
+            where = f"params.{name}" + (f"[{i}]" if isinstance(value, list) else "")
+            found.append(Reference(where, marker.object, item, marker.relation))
+    return found
+
+
+def namespaces_named(kind: str, inputs: list[str], params: dict, output: dict | None) -> set[str]:
+    """Every namespace a job touches: its references' and its output's (who may see the job depends on them)."""
+    spec = KINDS.get(kind)
+    names = {r.namespace for r in references(spec, inputs or [], params or {})} if spec else \
+        {ref.split("/", 1)[0] for ref in inputs or []}
+    if output and isinstance(output.get("namespace"), str):
+        names.add(output["namespace"])
+    return {n for n in names if n}
+
+
+def queue_for(kind: str, routes: str | None = None) -> str:
+    """Queue of a kind: the default above, overridden by ADAPTARIUM_QUEUE_ROUTES like 'merge=gpu,train=cpu'."""
+    for item in filter(None, (routes or "").split(",")):
+        name, _, queue = item.partition("=")
+        if name.strip() == kind and queue.strip():
+            return queue.strip()
+    return KINDS[kind].queue
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"params.{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def validate_job(kind: str, inputs: list, params: dict, output: dict | None) -> dict:
+    """Normalised params (defaults filled in) or JobParamsError saying what was wrong. Shape only: whether the
+    objects named exist and may be read is the job service's check (it needs the database and the caller)."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        raise JobParamsError(f"unknown job kind {kind!r}; known kinds: {', '.join(KIND_NAMES)}")
+    low, high = spec.inputs
+    if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+        raise JobParamsError("inputs must be a list of version references")
+    if not low <= len(inputs) <= high:
+        want = f"exactly {low}" if low == high else f"{low} to {high}"
+        raise JobParamsError(f"a {kind} job takes {want} input version(s), got {len(inputs)}")
+    for ref in inputs:
+        if not REF.match(ref):
+            raise JobParamsError(f"input {ref!r} is not namespace/name[@version]")
+    if spec.publishes:
+        if not isinstance(output, dict) or set(output) != {"namespace", "name"}:
+            raise JobParamsError(f'a {kind} job needs output {{"namespace": ..., "name": ...}} (or "namespace/name")')
+        for key in ("namespace", "name"):
+            value = output[key]
+            if not isinstance(value, str) or not re.match(rf"^{NAME}$", value) or ".." in value:
+                raise JobParamsError(f"output.{key} {value!r} is not a valid name ([A-Za-z0-9._-], no '..')")
+    elif output not in (None, {}):
+        raise JobParamsError(f"a {kind} job publishes no version; drop 'output'")
+    if not isinstance(params, dict):
+        raise JobParamsError("params must be an object")
+    try:
+        parsed = spec.params.model_validate(params)
+        parsed.check_inputs(inputs)
+    except ValidationError as exc:
+        raise JobParamsError(_describe(exc)) from None
+    except ValueError as exc:
+        raise JobParamsError(str(exc)) from None
+    return parsed.model_dump(mode="json")
+
+
+def describe(spec: KindSpec) -> dict:
+    """What `GET /api/v1/job-kinds` says about a kind: enough to build a form or a CLI call from."""
+    return {
+        "name": spec.name,
+        "summary": spec.summary,
+        "inputs": {"min": spec.inputs[0], "max": spec.inputs[1], "object": spec.input_object},
+        "output": spec.output,
+        "relation": spec.relation,
+        "queue": spec.queue,
+        "references": {name: {"object": m.object, "relation": m.relation, "builtin": m.builtin}
+                       for name, m in ref_fields(spec.params).items()},
+        "params_schema": spec.params.model_json_schema(),
+    }

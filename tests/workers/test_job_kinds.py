@@ -1,0 +1,136 @@
+"""The job-kind spec is the one source: every kind has a worker module, its params mirror its method's config, and
+every registry object any kind names is authorised at submit — tests generated from hub.job_kinds.KINDS, so a new
+kind is covered the moment its spec line exists (and fails here until it has an example job below)."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import pytest
+
+from hub.job_kinds import KINDS, ref_fields, references, validate_job
+from tests.api.conftest import TINY_BASE, make_adapter_dir, upload
+
+# One valid job per kind, naming every reference field its params have (checked below). "pub" objects are public.
+EXAMPLES = {
+    "train": ([], {"base": TINY_BASE, "dataset": "pub/data@1"}),
+    "evaluate": (["pub/a@1"], {"dataset": "pub/data@1"}),
+    "merge": (["pub/a@1", "pub/b@1"], {"method": "linear"}),
+    "noop": ([], {}),
+}
+
+
+def _output(kind):
+    return {"namespace": "team", "name": "out"} if KINDS[kind].publishes else None
+
+
+def test_every_kind_has_a_worker_module_and_an_example_naming_all_its_references():
+    assert set(EXAMPLES) == set(KINDS)
+    for kind, spec in KINDS.items():
+        assert callable(importlib.import_module(f"workers.kinds.{kind}").run)
+        inputs, params = EXAMPLES[kind]
+        validated = validate_job(kind, inputs, params, _output(kind))
+        named = {r.where.split(".", 1)[-1].split("[", 1)[0] for r in references(spec, inputs, validated)}
+        object_fields = {name for name, marker in ref_fields(spec.params).items() if marker.object != "base"}
+        assert object_fields <= named, f"{kind}: example leaves out {object_fields - named}"
+
+
+@pytest.mark.parametrize("kind", [k for k, s in KINDS.items() if s.config])
+def test_params_mirror_the_method_config_field_by_field_with_the_same_defaults(kind):
+    """Drift between the API's params model and the method's config dataclass fails here."""
+    spec = KINDS[kind]
+    module, _, name = spec.config.partition(":")
+    config = getattr(importlib.import_module(module), name)
+    params = spec.params.model_fields
+    for field in dataclasses.fields(config):
+        assert field.name in params, f"{kind}: config field {field.name!r} cannot be set through the API"
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        api_default = params[field.name].get_default(call_default_factory=True)
+        norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 - JSON has lists, configs tuples
+        assert norm(api_default) == norm(default), f"{kind}.{field.name}: API default {api_default!r} != {default!r}"
+
+
+def test_ties_without_density_is_refused_at_validation():
+    from hub.job_params import JobParamsError
+
+    with pytest.raises(JobParamsError, match="needs a density"):
+        validate_job("merge", ["a/b@1", "a/c@1"], {"method": "ties"}, {"namespace": "t", "name": "m"})
+
+
+def test_non_finite_numbers_are_refused_in_params():
+    from hub.job_params import JobParamsError
+
+    with pytest.raises(JobParamsError, match="params.lora_alpha"):
+        validate_job("train", [], {"base": "b", "task": "builtin:word_sorting", "lora_alpha": float("inf")},
+                     {"namespace": "t", "name": "m"})
+
+
+@pytest.fixture(scope="module")
+def private_world(tmp_path_factory, tiny_base):
+    """A hub whose 'secret' namespace is private and holds one object of each type; 'pub' holds the same publicly."""
+    import redis
+
+    from tests.api.conftest import start_hub
+
+    redis.Redis.from_url("redis://127.0.0.1:6379/8").flushdb()  # jobs queue here; no worker runs them
+    tmp = tmp_path_factory.mktemp("kinds-hub")
+    live, stop = start_hub(tmp, ADAPTARIUM_BROKER_URL="redis://127.0.0.1:6379/8")
+    adapter_dir = make_adapter_dir(tmp / "adapter")
+    with live.client() as c:
+        assert c.post("/api/v1/bases", json=tiny_base[2]).status_code == 201
+        assert c.post("/api/v1/namespaces", json={"name": "secret", "private": True}).status_code in (200, 201)
+        for ns in ("pub", "secret"):
+            for name in ("a", "b"):
+                assert upload(c, ns, name, adapter_dir).status_code == 201
+            r = c.post(f"/api/v1/datasets/{ns}/data/versions",
+                       files={"data.jsonl": ("data.jsonl", b'{"prompt": "1+1=", "completion": "2"}\n')})
+            assert r.status_code == 201, r.text
+    yield live
+    stop()
+
+
+def _private_variants(kind):
+    """The example job with one reference at a time moved into the private namespace."""
+    spec = KINDS[kind]
+    inputs, params = EXAMPLES[kind]
+    for reference in references(spec, inputs, validate_job(kind, inputs, params, _output(kind))):
+        if reference.object == "base":
+            continue
+        moved = reference.value.replace("pub/", "secret/", 1)
+        if reference.where.startswith("inputs"):
+            index = int(reference.where[len("inputs["):-1])
+            yield reference.where, [moved if i == index else r for i, r in enumerate(inputs)], params
+        else:
+            name = reference.where.split(".", 1)[1].split("[", 1)[0]
+            value = params[name]
+            changed = [v.replace("pub/", "secret/", 1) for v in value] if isinstance(value, list) else moved
+            yield reference.where, inputs, {**params, name: changed}
+
+
+CASES = [(kind, where, inputs, params) for kind in EXAMPLES for where, inputs, params in _private_variants(kind)]
+
+
+@pytest.mark.parametrize("kind, where, inputs, params", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_a_reference_into_a_private_namespace_is_403_and_queues_nothing(private_world, kind, where, inputs, params):
+    writes_to = "team" if KINDS[kind].publishes or not EXAMPLES[kind][0] else "pub"  # evaluate: onto its input
+    token = private_world.token(writes_to, "write")
+    before = private_world.scalar("SELECT count(*) FROM jobs")
+    with private_world.client(token) as c:
+        public = c.post("/api/v1/jobs", json={"kind": kind, "inputs": EXAMPLES[kind][0], "params": EXAMPLES[kind][1],
+                                              "output": _output(kind)})
+        assert public.status_code == 202, public.text  # the same job on public objects is fine...
+        r = c.post("/api/v1/jobs", json={"kind": kind, "inputs": inputs, "params": params, "output": _output(kind)})
+    assert r.status_code == 403, r.text  # ...but not once one reference is private
+    assert "'secret'" in r.json()["detail"]
+    assert private_world.scalar("SELECT count(*) FROM jobs") == before + 1
+
+
+def test_job_kinds_lists_every_kind_with_its_schema_and_references(private_world):
+    with private_world.client(None) as c:
+        items = {k["name"]: k for k in c.get("/api/v1/job-kinds").json()["items"]}
+    assert set(items) == set(KINDS)
+    assert items["train"]["references"]["dataset"] == {"object": "dataset", "relation": "trained_from",
+                                                        "builtin": False}
+    assert items["merge"]["inputs"] == {"min": 2, "max": 64, "object": "adapter"}
+    assert "parameter_norm" in items["merge"]["params_schema"]["properties"]
+    assert items["evaluate"]["output"] == "metrics" and items["noop"]["queue"] == "cpu"
