@@ -1,0 +1,115 @@
+"""make_kit: a real PEFT discriminator on the source base that tells real inputs from synthetic ones, the seeds
+asked for, a report that adds up, and a folder form that loads back to the same kit."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from peft import PeftModel
+
+from conftest import KIT_CONFIG, SOURCE_NAME, has_lora
+from lora.bases import module_shapes, tiny_model
+from lora.progress import Cancelled
+from transfer import Kit, KitConfig, make_kit
+from transfer.discriminator import p_real
+
+
+def test_discriminator_is_a_peft_lora_that_fits_the_source_base(kit, source):
+    model, _ = source
+    disc = kit.discriminator
+    assert disc.mismatches(module_shapes(model)) == []
+    assert disc.base_model == SOURCE_NAME
+    assert {m.rsplit(".", 1)[-1] for m in disc.modules()} == {"q_proj", "v_proj"}
+    assert disc.modules() and all(disc.b(m).abs().sum() > 0 for m in disc.modules())  # trained, not the B=0 init
+
+
+def test_discriminator_folder_loads_with_peft_and_computes_the_same_probabilities(kit, source, tmp_path):
+    model, tok = source
+    kit.save(tmp_path)
+    fresh, _ = tiny_model("llama", seed=0)  # same weights as the source base; PEFT wraps it in place
+    peft_model = PeftModel.from_pretrained(fresh, str(tmp_path / "discriminator"))
+    peft_model.eval()
+    inputs = [p for p, _ in kit.seeds]
+    expected = p_real(model, tok, kit.discriminator, inputs, kit.task_name)
+    with torch.no_grad():
+        from lora.evaluation import loglik
+        from transfer import discriminator_prompt
+        prompts = [discriminator_prompt(x, kit.task_name) for x in inputs]
+        yes = torch.tensor(loglik(peft_model, tok, [(p, "yes") for p in prompts]))
+        no = torch.tensor(loglik(peft_model, tok, [(p, "no") for p in prompts]))
+    assert torch.allclose(torch.sigmoid(yes - no), expected, atol=1e-5)
+
+
+def test_kit_round_trips_through_a_folder(kit, tmp_path):
+    kit.save(tmp_path)
+    loaded = Kit.load(tmp_path)
+    assert loaded.seeds == kit.seeds and loaded.task_name == kit.task_name and loaded.real_size == kit.real_size
+    assert loaded.discriminator.tensors.keys() == kit.discriminator.tensors.keys()
+    assert all(torch.equal(loaded.discriminator.tensors[k], v) for k, v in kit.discriminator.tensors.items())
+    assert loaded.report["heldout_accuracy"] == kit.report["heldout_accuracy"]
+
+
+@pytest.mark.parametrize("seeds", [5, 7])
+def test_seed_count_is_honoured_with_distinct_real_examples(source, source_adapter, real_pairs, seeds):
+    model, tok = source
+    config = dataclasses.replace(KIT_CONFIG, seeds=seeds, steps=2)
+    kit = make_kit(source_adapter, model, tok, real_pairs, config)
+    assert len(kit.seeds) == seeds == kit.report["seeds"]
+    assert len(set(kit.seeds)) == seeds and set(kit.seeds) <= set(real_pairs)
+
+
+def test_discriminator_tells_held_out_real_inputs_from_synthetic_ones(kit, real_pairs):
+    report = kit.report
+    assert report["real_size"] == kit.real_size == len(real_pairs)
+    assert report["train_real"] + report["heldout_real"] == len(real_pairs)
+    assert report["synthetic_size"] == len(real_pairs)  # synthetic=0: as many negatives as real inputs
+    assert report["train_synthetic"] + report["heldout_synthetic"] == report["synthetic_size"]
+    assert report["heldout_real"] == report["heldout_synthetic"] == 5  # 20 % of 24, rounded
+    assert report["heldout_accuracy"] >= 0.8
+    assert report["loss"][-1] < report["loss"][0]
+    assert set(report["seconds"]) == {"generating synthetic inputs", "training discriminator", "scoring held-out"}
+
+
+def test_kit_progress_reports_stages_and_cancellation_leaves_the_base_unwrapped(source, source_adapter,
+                                                                                 real_pairs):
+    model, tok = source
+    seen = []
+
+    def progress(stage, done, total, metrics=None):
+        seen.append(stage)
+        if stage == "training discriminator" and done == 2:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        make_kit(source_adapter, model, tok, real_pairs, KIT_CONFIG, progress=progress)
+    assert seen[0] == "generating synthetic inputs" and seen[-1] == "training discriminator"
+    assert not has_lora(model)
+
+
+def test_kit_refuses_an_adapter_for_another_base(target, source_adapter, real_pairs):
+    model, tok = target  # gemma3 with another vocabulary: no module there has the llama adapter's path and shape
+    with pytest.raises(ValueError, match="source adapter does not fit"):
+        make_kit(source_adapter, model, tok, real_pairs, KIT_CONFIG)
+
+
+def test_kit_refuses_fewer_real_examples_than_seeds(source, source_adapter, real_pairs):
+    model, tok = source
+    with pytest.raises(ValueError, match="seeds=5 but only 3 real examples"):
+        make_kit(source_adapter, model, tok, real_pairs[:3], KIT_CONFIG)
+
+
+@pytest.mark.parametrize("field, value", [("seeds", 0), ("heldout_fraction", 1.0), ("temperature", 0),
+                                          ("top_p", 1.5), ("target_modules", ()), ("task_name", " "),
+                                          ("synthetic", -1)])
+def test_kit_config_check_names_the_bad_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(KitConfig(), **{field: value}).check()
+
+
+def test_kit_config_from_dict_takes_json_and_refuses_unknown_fields():
+    config = KitConfig.from_dict({"seeds": 3, "target_modules": ["q_proj"]})
+    assert config == KitConfig(seeds=3, target_modules=("q_proj",))
+    assert KitConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown KitConfig field"):
+        KitConfig.from_dict({"seed_count": 3})

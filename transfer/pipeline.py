@@ -1,0 +1,153 @@
+"""Transfer time: move an adapter from its source base to a target base with the kit and no real data.
+
+1. The target base continues a numbered list of the seed inputs (sampled, cut at the next item number).
+2. The discriminator, on the source base, keeps a candidate when p(yes) > p(no); repeat up to max_attempts.
+3. The source base + source adapter labels each kept input greedily. Labels are text: the two bases may have
+   different tokenizers, so nothing but strings passes between them.
+4. A fresh LoRA on the target base is trained by SFT on (input, teacher completion).
+The "unfiltered" and "seeds_only" data modes are the paper's ablations (see TransferConfig.data).
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from lora.adapter import Adapter
+from lora.evaluation import generate
+from lora.progress import Progress, silent
+from lora.training import TrainConfig, train_lora
+from transfer.config import TransferConfig
+from transfer.discriminator import discriminator_judge
+from transfer.kit import Kit, check_fits
+from transfer.similarity import MMD_KIND, Embedder, embed, mean_embedding_distance
+from transfer.synthesis import Collection, candidate_drawer, collect
+
+# default cap on draws per wanted example when TransferConfig.max_attempts is 0: gives up below 5 % acceptance
+ATTEMPTS_PER_EXAMPLE = 20
+
+
+@dataclass
+class TransferResult:
+    adapter: Adapter  # the student LoRA on the target base (base_model_name_or_path = target_base_name)
+    report: dict  # counts, acceptance rate, MMDs, seconds per stage, loss curve, the training examples
+
+    @property
+    def synthetic(self) -> list[tuple[str, str]]:
+        """The (input, completion) pairs the student was trained on."""
+        return [(e["prompt"], e["completion"]) for e in self.report["synthetic"]]
+
+    @property
+    def losses(self) -> list[float]:
+        return self.report["loss"]
+
+
+def teacher_labels(model, tokenizer, adapter: Adapter, inputs: list[str], config: TransferConfig,
+                   progress: Progress) -> list[str]:
+    """Greedy completions of each input by base + adapter, as text (kept raw: a leading space is part of the
+    answer in the usual prompt/completion convention). progress("teacher labelling", done, total) per batch."""
+    labels: list[str] = []
+    size = config.candidate_batch_size
+    for start in range(0, len(inputs), size):
+        labels += generate(model, tokenizer, inputs[start:start + size], max_new_tokens=config.label_max_new_tokens,
+                           stop=tuple(config.label_stop), adapter=adapter, batch_size=size)
+        progress("teacher labelling", len(labels), len(inputs))
+    return labels
+
+
+def _student_config(config: TransferConfig) -> TrainConfig:
+    return TrainConfig(rank=config.rank, lora_alpha=config.lora_alpha, target_modules=tuple(config.target_modules),
+                       lr=config.lr, steps=config.steps, batch_size=config.batch_size, max_len=config.max_len,
+                       seed=config.seed)
+
+
+def _mmds(collection: Collection, seed_inputs: list[str], filtered: bool, embedder: Embedder) -> dict:
+    seeds = embedder(seed_inputs)
+    return {"mmd_unfiltered_to_seeds": mean_embedding_distance(embedder(collection.judged), seeds),
+            "mmd_filtered_to_seeds": (mean_embedding_distance(embedder(collection.kept), seeds)
+                                      if filtered else None),
+            "mmd_kind": MMD_KIND if embedder is embed else "mean embedding distance, caller's embedder"}
+
+
+def trans_lora(source_adapter: Adapter, source_model, source_tokenizer, target_model, target_tokenizer, kit: Kit,
+               config: TransferConfig | None = None, progress: Progress | None = None,
+               target_base_name: str | None = None, embedder: Embedder | None = None) -> TransferResult:
+    """Distil `source_adapter` (on source_model) into a fresh LoRA on target_model, with data synthesised from
+    `kit`. Both bases are left as they were, also when it fails or is cancelled.
+
+    - progress stages: "generating candidates" (drawn, max_attempts), "filtering" (kept, wanted,
+      {"acceptance_rate"}), "teacher labelling" (done, total), "distilling" (step, steps, {"loss", "lr"}).
+      Raising lora.progress.Cancelled in it stops the run and propagates.
+    - Raises TransferError (with .stats) when max_attempts draws do not yield the synthetic set, or when the first
+      give_up_after judged candidates are all rejected; ValueError for a bad config or an adapter that does not
+      fit its base.
+    - embedder: texts -> (n, d) tensor for the MMD; default all-MiniLM-L6-v2 (transfer.similarity.embed).
+    """
+    config = config or TransferConfig()
+    config.check()
+    progress = progress or silent
+    check_fits(source_adapter, source_model, "source")
+    check_fits(kit.discriminator, source_model, "discriminator")
+    if not kit.seeds:
+        raise ValueError("the kit has no seed examples")
+    seed_inputs = [p for p, _ in kit.seeds]
+    wanted = config.synthetic_size or kit.real_size
+    max_attempts = config.max_attempts or ATTEMPTS_PER_EXAMPLE * wanted
+    rng = random.Random(config.seed)
+    seconds: dict[str, float] = {}
+    collection = None
+
+    if config.data == "seeds_only":
+        pairs = list(kit.seeds)  # the seeds' real completions: the ablation is "train on the seeds", no teacher
+    else:
+        draw = candidate_drawer(target_model, target_tokenizer, seed_inputs, temperature=config.temperature,
+                                top_p=config.top_p, max_new_tokens=config.max_new_tokens,
+                                batch_size=config.candidate_batch_size, seed=rng.randrange(2**31))
+        judge = (discriminator_judge(source_model, source_tokenizer, kit.discriminator, kit.task_name)
+                 if config.data == "filtered" else None)
+        collection = collect(draw, judge, wanted, max_attempts=max_attempts, batch_size=config.candidate_batch_size,
+                             give_up_after=config.give_up_after, progress=progress)
+        seconds.update(collection.seconds)
+        start = time.perf_counter()
+        labels = teacher_labels(source_model, source_tokenizer, source_adapter, collection.kept, config, progress)
+        seconds["teacher labelling"] = time.perf_counter() - start
+        pairs = list(zip(collection.kept, labels))
+
+    def forward(stage, done, total, metrics=None):
+        progress("distilling", done, total, metrics)
+
+    start = time.perf_counter()
+    trained = train_lora(target_model, target_tokenizer, pairs, _student_config(config), progress=forward,
+                         base_name=target_base_name)
+    seconds["distilling"] = time.perf_counter() - start
+
+    mmd = {"mmd_unfiltered_to_seeds": None, "mmd_filtered_to_seeds": None, "mmd_kind": None}
+    if config.measure_mmd and collection is not None:
+        start = time.perf_counter()
+        mmd = _mmds(collection, seed_inputs, config.data == "filtered", embedder or embed)
+        seconds["mmd"] = time.perf_counter() - start
+
+    report = {
+        "data": config.data,
+        "source_base": source_adapter.base_model,
+        "target_base": target_base_name,
+        "task_name": kit.task_name,
+        "synthetic_size_wanted": wanted if collection is not None else 0,
+        "train_size": len(pairs),
+        "max_attempts": max_attempts if collection is not None else 0,
+        "candidates_drawn": collection.drawn if collection else 0,
+        "candidates_empty": collection.empty if collection else 0,
+        "candidates_judged": len(collection.judged) if collection else 0,
+        "accepted": collection.accepted if collection else 0,
+        # accepted / judged; 1.0 by construction for "unfiltered", None when nothing was generated
+        "acceptance_rate": collection.acceptance_rate if collection else None,
+        **mmd,
+        "loss": trained.losses,
+        "final_loss": trained.losses[-1],
+        "student_parameters": trained.adapter.num_parameters(),
+        "seconds": seconds,
+        "time_s": sum(seconds.values()),
+        "synthetic": [{"prompt": p, "completion": c} for p, c in pairs],
+        "config": config.to_dict(),
+    }
+    return TransferResult(adapter=trained.adapter, report=report)
