@@ -90,8 +90,19 @@ def _die_with_parent() -> None:
         pass
 
 
+DATA_DIR = typer.Option(Path("./adaptarium-data"), envvar="ADAPTARIUM_DATA_DIR",
+                        help="Where the database, blobs and broker live (the same for `up` and `token`).")
+
+
+def _settings(data_dir: Path):
+    """Settings for this data dir: its database unless ADAPTARIUM_DATABASE_URL names another."""
+    from hub.settings import Settings
+
+    return Settings.from_env({**os.environ, "ADAPTARIUM_DATA_DIR": str(data_dir.resolve())})
+
+
 @app.command()
-def up(data_dir: Path = typer.Option(Path("./adaptarium-data"), help="Where the database, blobs and broker live."),
+def up(data_dir: Path = DATA_DIR,
        port: int = typer.Option(8000), host: str = typer.Option("127.0.0.1"),
        worker: bool = typer.Option(True, help="Also start one worker process on the gpu and cpu queues.")):
     """Run the hub on one machine: API + one worker, SQLite + local blobs + embedded broker unless configured."""
@@ -144,14 +155,13 @@ def db_upgrade():
 
 @token_app.command("create")
 def token_create(namespace: str = typer.Option(None, help="Namespace the token is limited to (all if omitted)."),
-                 scope: str = typer.Option("read", help="read, write or admin")):
+                 scope: str = typer.Option("read", help="read, write or admin"), data_dir: Path = DATA_DIR):
     """Create an API token (printed once; only its hash is stored)."""
     from hub import auth
     from hub.db import make_engine, make_session_factory
     from hub.registry import RegistryError
-    from hub.settings import Settings
 
-    engine = make_engine(Settings.from_env().database_url)
+    engine = make_engine(_settings(data_dir).database_url)
     try:
         with make_session_factory(engine)() as session:
             try:
@@ -165,13 +175,13 @@ def token_create(namespace: str = typer.Option(None, help="Namespace the token i
 
 
 @token_app.command("revoke")
-def token_revoke(token: str = typer.Argument(..., help="The token's plaintext, as `token create` printed it.")):
+def token_revoke(token: str = typer.Argument(..., help="The token's plaintext, as `token create` printed it."),
+                 data_dir: Path = DATA_DIR):
     """Revoke an API token: from now on the API answers 401 to it."""
     from hub import auth
     from hub.db import make_engine, make_session_factory
-    from hub.settings import Settings
 
-    engine = make_engine(Settings.from_env().database_url)
+    engine = make_engine(_settings(data_dir).database_url)
     try:
         with make_session_factory(engine)() as session:
             if not auth.revoke(session, token.strip()):
@@ -297,14 +307,74 @@ def show(target: str):
 
 # ------------------------------------------------------------------ jobs
 
+def _parse_params(pairs: list[str], schema: dict) -> dict:
+    """--param k=v pairs, typed by the kind's JSON schema: numbers, booleans and JSON where the field wants them,
+    comma-separated lists for array fields, plain text otherwise."""
+    properties = schema.get("properties", {})
+    params = {}
+    for pair in pairs:
+        key, eq, raw = pair.partition("=")
+        if not eq or not key:
+            _fail(f"--param {pair!r} is not key=value")
+        if key not in properties:
+            _fail(f"unknown parameter {key!r}; this kind takes: {', '.join(sorted(properties))}")
+        field = properties[key]
+        types = {t.get("type") for t in field.get("anyOf", [field])}
+        if types & {"string"} and not types & {"array", "integer", "number", "boolean"}:
+            params[key] = raw
+            continue
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = [item.strip() for item in raw.split(",")] if "array" in types else raw
+        if "array" in types and not isinstance(value, list):
+            value = [value]
+        params[key] = value
+    return params
+
+
+def _kind(client: HubClient, kind: str) -> dict:
+    kinds = {k["name"]: k for k in client.get("/api/v1/job-kinds")["items"]}
+    if kind not in kinds:
+        _fail(f"unknown job kind {kind!r}; one of {', '.join(kinds)}")
+    return kinds[kind]
+
+
+def _submit(kind: str, inputs: list[str], params: dict, into: str | None, wait: bool) -> dict:
+    output = None
+    if into:
+        namespace, name, _ = _split_ref(into)
+        output = {"namespace": namespace, "name": name}
+        inputs = [ref if "/" in ref else f"{namespace}/{ref}" for ref in inputs]
+    with _client() as client:
+        try:
+            job = client.submit(kind, inputs, params, output)
+            console.print(f"submitted {kind} job {job['id']}")
+            if wait:
+                job = _wait(client, job["id"])
+                _report(job)
+            return job
+        except ClientError as exc:
+            _fail(exc.detail)
+
+
 def _wait(client: HubClient, job_id: str) -> dict:
+    """Follow the job's events: a progress bar from its progress events, its log lines and metrics printed above."""
+    after = 0
     with Progress("[progress.description]{task.description}", BarColumn(), "{task.percentage:>3.0f}%",
                   console=err) as bar:
         task = bar.add_task(job_id[:8], total=1.0)
         while True:
+            for event in client.get(f"/api/v1/jobs/{job_id}/events", after=after)["items"]:
+                after = event["seq"]
+                data = event["data"]
+                if event["type"] == "progress":
+                    bar.update(task, completed=data["progress"], description=f"{job_id[:8]} {data['stage'] or ''}")
+                elif event["type"] == "log":
+                    bar.console.print(f"  {data['message']}")
             job = client.job(job_id)
-            bar.update(task, completed=job["progress"], description=f"{job_id[:8]} {job['state']} {job['stage'] or ''}")
             if job["state"] in ("succeeded", "failed", "cancelled"):
+                bar.update(task, completed=job["progress"], description=f"{job_id[:8]} {job['state']}")
                 return job
             time.sleep(0.5)
 
@@ -312,9 +382,71 @@ def _wait(client: HubClient, job_id: str) -> dict:
 def _report(job: dict) -> None:
     colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(job["state"], "white")
     console.print(f"job {job['id']} [{colour}]{job['state']}[/{colour}] {' '.join(job['results'])}")
+    if job.get("result"):
+        console.print_json(json.dumps(job["result"]))
     if job["error"]:
-        console.print(f"[red]{job['error']['type']}: {job['error']['message']}[/red]")
+        err.print(f"[red]{job['error']['type']}: {job['error']['message']}[/red]")
+    if job["state"] != "succeeded":
         raise typer.Exit(1)
+
+
+@jobs_app.command("submit")
+def jobs_submit(kind: str, inputs: list[str] = typer.Argument(None, help="Input versions ns/name[@ref]."),
+                param: list[str] = typer.Option([], "--param", "-p", help="key=value, repeatable."),
+                into: str = typer.Option(None, help="Output namespace/name, for kinds that publish a version."),
+                wait: bool = typer.Option(False, help="Follow the job with a progress bar until it ends.")):
+    """Submit a job of any kind (see `adaptarium jobs kinds`); params are typed by the kind's schema."""
+    with _client() as client:
+        try:
+            schema = _kind(client, kind)["params_schema"]
+        except ClientError as exc:
+            _fail(exc.detail)
+    _submit(kind, list(inputs or []), _parse_params(param, schema), into, wait)
+
+
+@jobs_app.command("kinds")
+def jobs_kinds():
+    """The job kinds this hub runs, with their inputs, output and parameters."""
+    with _client() as client:
+        try:
+            items = client.get("/api/v1/job-kinds")["items"]
+        except ClientError as exc:
+            _fail(exc.detail)
+    table = Table("kind", "inputs", "output", "queue", "params")
+    for k in items:
+        low, high = k["inputs"]["min"], k["inputs"]["max"]
+        table.add_row(k["name"], str(low) if low == high else f"{low}-{high}", k["output"], k["queue"],
+                      ", ".join(k["params_schema"].get("properties", {})))
+    console.print(table)
+
+
+@app.command()
+def train(task: str = typer.Option(None, help="builtin:<task>?n=256&seed=0"),
+          dataset: str = typer.Option(None, help="A dataset version ns/name[@ref]."),
+          base: str = typer.Option(..., help="The base model to train on."),
+          into: str = typer.Option(..., help="Output adapter namespace/name."),
+          steps: int = typer.Option(100), rank: int = typer.Option(8), lr: float = typer.Option(2e-4),
+          param: list[str] = typer.Option([], "--param", "-p", help="Any other train parameter, key=value."),
+          wait: bool = typer.Option(True)):
+    """Fine-tune a LoRA on a built-in task or a registry dataset, as a job."""
+    params = {"base": base, "steps": steps, "rank": rank, "lr": lr,
+              **({"task": task} if task else {}), **({"dataset": dataset} if dataset else {})}
+    with _client() as client:
+        try:
+            params.update(_parse_params(param, _kind(client, "train")["params_schema"]))
+        except ClientError as exc:
+            _fail(exc.detail)
+    _submit("train", [], params, into, wait)
+
+
+@app.command()
+def evaluate(version: str, task: str = typer.Option(None, help="builtin:<task>?n=256&seed=0"),
+             dataset: str = typer.Option(None, help="A dataset version ns/name[@ref]."),
+             limit: int = typer.Option(None), wait: bool = typer.Option(True)):
+    """Score a version (exact match) on a task's test split or a dataset; the scores go into its metrics."""
+    params = {**({"task": task} if task else {}), **({"dataset": dataset} if dataset else {}),
+              **({"limit": limit} if limit else {})}
+    _submit("evaluate", [version], params, None, wait)
 
 
 @app.command()
@@ -325,8 +457,6 @@ def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns
           weights: str = typer.Option(None, help="Comma-separated, one per input."),
           wait: bool = typer.Option(True)):
     """Merge adapters with LoRA-LEGO or a standard method, as a job."""
-    namespace, name, _ = _split_ref(into)
-    refs = [ref if "/" in ref else f"{namespace}/{ref}" for ref in inputs]
     params = {"method": method}
     if rank is not None:
         params["rank"] = rank
@@ -334,18 +464,12 @@ def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns
         params["density"] = density
     if weights:
         params["weights"] = [float(w) for w in weights.split(",")]
-    with _client() as client:
-        try:
-            job = client.submit("merge", refs, params, {"namespace": namespace, "name": name})
-            console.print(f"submitted merge job {job['id']}")
-            if wait:
-                _report(_wait(client, job["id"]))
-        except ClientError as exc:
-            _fail(exc.detail)
+    _submit("merge", inputs, params, into, wait)
 
 
 @jobs_app.command("ls")
 def jobs_ls(state: str = typer.Option(None), kind: str = typer.Option(None)):
+    """Jobs you can see, newest first."""
     with _client() as client:
         try:
             items = client.get("/api/v1/jobs", state=state, kind=kind)["items"]
@@ -359,6 +483,7 @@ def jobs_ls(state: str = typer.Option(None), kind: str = typer.Option(None)):
 
 @jobs_app.command("show")
 def jobs_show(job_id: str):
+    """A job as JSON."""
     with _client() as client:
         try:
             console.print_json(json.dumps(client.job(job_id)))
@@ -368,6 +493,7 @@ def jobs_show(job_id: str):
 
 @jobs_app.command("wait")
 def jobs_wait(job_id: str):
+    """Follow a job until it ends; exits non-zero unless it succeeded."""
     with _client() as client:
         try:
             _report(_wait(client, job_id))
@@ -375,5 +501,72 @@ def jobs_wait(job_id: str):
             _fail(exc.detail)
 
 
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str):
+    """Cancel a queued job at once, or a running one at its next step."""
+    with _client() as client:
+        try:
+            job = client.post(f"/api/v1/jobs/{job_id}/cancel", {})
+        except ClientError as exc:
+            _fail(exc.detail)
+    console.print(f"job {job['id']} {job['state']}{' (stopping)' if job['state'] == 'running' else ''}")
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: str, wait: bool = typer.Option(False)):
+    """Run a failed or cancelled job again."""
+    with _client() as client:
+        try:
+            job = client.post(f"/api/v1/jobs/{job_id}/retry", {})
+            console.print(f"job {job['id']} {job['state']}")
+            if wait:
+                _report(_wait(client, job_id))
+        except ClientError as exc:
+            _fail(exc.detail)
+
+
+@jobs_app.command("logs")
+def jobs_logs(job_id: str, follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until it ends.")):
+    """A job's event log: state changes, log lines, metrics, errors."""
+    after = 0
+    with _client() as client:
+        try:
+            while True:
+                for event in client.get(f"/api/v1/jobs/{job_id}/events", after=after)["items"]:
+                    after = event["seq"]
+                    console.print(_event_line(event), highlight=False)
+                if not follow or client.job(job_id)["state"] in ("succeeded", "failed", "cancelled"):
+                    if follow:  # anything written between the last read and the end
+                        for event in client.get(f"/api/v1/jobs/{job_id}/events", after=after)["items"]:
+                            console.print(_event_line(event), highlight=False)
+                    return
+                time.sleep(0.5)
+        except ClientError as exc:
+            _fail(exc.detail)
+
+
+def _event_line(event: dict) -> str:
+    data = event["data"]
+    text = {"log": lambda: data["message"],
+            "metric": lambda: f"{data['name']} = {data['value']:.6g}" + (f" (step {data['step']})" if data.get("step") is not None else ""),
+            "progress": lambda: f"{data['progress']:.0%} {data.get('stage') or ''}",
+            "state": lambda: data["state"] + (f" {' '.join(data['results'])}" if data.get("results") else ""),
+            "error": lambda: f"{data.get('type')}: {data.get('message')}\n{data.get('traceback', '')}"}
+    return f"{event['at'][11:19] if event['at'] else ''} {event['type']:<8} {text.get(event['type'], lambda: json.dumps(data))()}"
+
+
+def main() -> None:
+    """The console script: the CLI, with an unreachable hub said in one line instead of a traceback."""
+    import httpx
+
+    try:
+        app()
+    except httpx.TransportError as exc:
+        url = os.environ.get("ADAPTARIUM_URL") or "http://127.0.0.1:8000"
+        err.print(f"[red]error:[/red] cannot reach the hub at {url} ({type(exc).__name__}: {exc}); "
+                  "is it running? (ADAPTARIUM_URL)")
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -185,3 +185,62 @@ def test_train_on_a_registry_dataset_records_trained_from_lineage(jobs_hub):
         missing = c.post("/api/v1/jobs", json={"kind": "train", "output": "jobs/x",
                                                "params": {"base": TINY_BASE, "dataset": "jobs/none@1"}})
         assert missing.status_code == 422 and "jobs/none" in missing.json()["detail"]
+
+
+def test_cli_train_evaluate_and_generic_submit_logs_cancel_retry(jobs_hub, monkeypatch):
+    """Every CLI job command against the real worker: train and evaluate wrappers, `jobs submit` typed by the kind's
+    schema, logs, cancel and retry; a failing job exits non-zero with its error."""
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    monkeypatch.setenv("ADAPTARIUM_URL", jobs_hub.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", jobs_hub.admin_token)
+    cli = CliRunner()
+    r = cli.invoke(app, ["train", "--task", "builtin:caesar_shift?n=32&seed=0", "--base", TINY_BASE,
+                         "--into", "jobs/cli-trained", "--steps", "4", "--rank", "2", "-p", "batch_size=4",
+                         "-p", "target_modules=q_proj,v_proj"])
+    assert r.exit_code == 0, r.output
+    assert "succeeded" in r.output and "jobs/cli-trained@1" in r.output
+    r = cli.invoke(app, ["evaluate", "jobs/cli-trained@1", "--task", "builtin:caesar_shift?n=8&test=4&seed=1"])
+    assert r.exit_code == 0, r.output
+    assert "eval/caesar_shift/exact_match" in r.output  # the job's result data is printed
+    with jobs_hub.client() as c:
+        metrics = c.get("/api/v1/adapters/jobs/cli-trained/versions/1").json()["metrics"]
+    assert metrics["eval/caesar_shift/n"] == 4
+
+    r = cli.invoke(app, ["jobs", "submit", "noop", "-p", "seconds=30"])
+    assert r.exit_code == 0, r.output
+    job_id = r.output.split("noop job ", 1)[1].split()[0]
+    with jobs_hub.client() as c:
+        deadline = time.monotonic() + 60
+        while c.get(f"/api/v1/jobs/{job_id}").json()["state"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert cli.invoke(app, ["jobs", "cancel", job_id]).exit_code == 0
+    r = cli.invoke(app, ["jobs", "wait", job_id])
+    assert r.exit_code == 1 and "cancelled" in r.output
+    r = cli.invoke(app, ["jobs", "logs", job_id])
+    assert r.exit_code == 0 and "cancellation requested" in r.output and "cancelled" in r.output
+    r = cli.invoke(app, ["jobs", "retry", job_id])
+    assert r.exit_code == 0 and "queued" in r.output
+    assert cli.invoke(app, ["jobs", "cancel", job_id]).exit_code == 0
+
+    bad = cli.invoke(app, ["jobs", "submit", "noop", "-p", "sconds=1"])
+    assert bad.exit_code == 1 and "unknown parameter 'sconds'" in bad.output
+    failing = cli.invoke(app, ["jobs", "submit", "train", "--into", "jobs/never", "--wait",
+                               "-p", f"base={TINY_BASE}", "-p", "task=builtin:caesar_shift?n=8", "-p", "steps=2",
+                               "-p", "max_len=8", "-p", "target_modules=no_such_module"])
+    assert failing.exit_code == 1 and "failed" in failing.output and "no_such_module" in failing.output
+
+
+def test_idempotency_keys_belong_to_their_caller_and_a_changed_body_is_409(jobs_hub):
+    body = {"kind": "noop", "params": {"seconds": 0}}
+    with jobs_hub.client(jobs_hub.token("jobs", "write")) as one, jobs_hub.client(jobs_hub.token("jobs", "write")) as two:
+        first = one.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "same-key"})
+        again = one.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "same-key"})
+        other = two.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "same-key"})
+        changed = one.post("/api/v1/jobs", json={**body, "params": {"seconds": 1}},
+                           headers={"Idempotency-Key": "same-key"})
+    assert first.status_code == again.status_code == other.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and other.json()["id"] != first.json()["id"]
+    assert changed.status_code == 409 and "different request" in changed.json()["detail"]
