@@ -181,7 +181,8 @@ def test_train_on_a_registry_dataset_records_trained_from_lineage(jobs_hub):
         done = wait_for(c, job["id"])
         assert done["state"] == "succeeded", done
         lineage = c.get("/api/v1/adapters/jobs/from-data/versions/1/lineage").json()
-        assert lineage["parents"] == [{"version": "jobs/rotations@1", "relation": "trained_from"}]
+        assert lineage["parents"] == [{"version": "jobs/rotations@1", "object": "dataset", "relation": "trained_from",
+                                       "hidden": False}]
         missing = c.post("/api/v1/jobs", json={"kind": "train", "output": "jobs/x",
                                                "params": {"base": TINY_BASE, "dataset": "jobs/none@1"}})
         assert missing.status_code == 422 and "jobs/none" in missing.json()["detail"]

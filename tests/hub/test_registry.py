@@ -72,10 +72,12 @@ def test_lineage_lists_parents_and_children(session_factory, base_id):
     child = publish(session_factory, base_id, name="m", parents=[(left.id, "merged_from"), (right.id, "merged_from")])
     with session_factory() as s:
         v = registry.resolve_version(s, "adapter", "ns", "m", "1")
-        assert registry.lineage_of(s, v)["parents"] == [{"version": "ns/l@1", "relation": "merged_from"},
-                                                        {"version": "ns/r@1", "relation": "merged_from"}]
+        edge = {"object": "adapter", "relation": "merged_from", "hidden": False}
+        assert registry.lineage_of(s, v)["parents"] == [{"version": "ns/l@1", **edge}, {"version": "ns/r@1", **edge}]
         parent = registry.resolve_version(s, "adapter", "ns", "l", "1")
-        assert registry.lineage_of(s, parent)["children"] == [{"version": "ns/m@1", "relation": "merged_from"}]
+        assert registry.lineage_of(s, parent)["children"] == [{"version": "ns/m@1", **edge}]
+        hidden = registry.lineage_of(s, v, readable=lambda namespace: namespace.name != "ns")["parents"]
+        assert hidden == [{"version": None, "object": None, "relation": "merged_from", "hidden": True}] * 2
     assert child.number == 1
 
 

@@ -134,3 +134,30 @@ def test_job_kinds_lists_every_kind_with_its_schema_and_references(private_world
     assert items["merge"]["inputs"] == {"min": 2, "max": 64, "object": "adapter"}
     assert "parameter_norm" in items["merge"]["params_schema"]["properties"]
     assert items["evaluate"]["output"] == "metrics" and items["noop"]["queue"] == "cpu"
+
+
+def test_lineage_and_job_views_hide_what_the_caller_may_not_read(private_world, tmp_path):
+    """A public version made from a private one shows that parent as hidden (relation kept, name gone) to anyone
+    who may not read it; the job that made it is listed and shown only to callers who may read all it touches."""
+    from hub import registry
+    from hub.registry import FileEntry
+
+    with private_world.app.state.session_factory() as s:
+        parent = registry.resolve_version(s, "dataset", "secret", "data", "1")
+        parent_id, base_id = parent.id, registry.find_base(s, TINY_BASE).id
+    registry.create_version(private_world.app.state.session_factory, kind="adapter", namespace="pub", name="derived",
+                            base_id=base_id, peft_config=None, files=[FileEntry("x", "0" * 64, 0)],
+                            parents=[(parent_id, "trained_from")])
+    url = "/api/v1/adapters/pub/derived/versions/1/lineage"
+    with private_world.client(None) as anonymous:
+        assert anonymous.get(url).json()["parents"] == [{"version": None, "object": None,
+                                                         "relation": "trained_from", "hidden": True}]
+    with private_world.client() as admin:
+        assert admin.get(url).json()["parents"][0]["version"] == "secret/data@1"
+        job = admin.post("/api/v1/jobs", json={"kind": "train", "output": "pub/from-secret",
+                                               "params": {"base": TINY_BASE, "dataset": "secret/data@1"}}).json()
+        assert job["id"] in {j["id"] for j in admin.get("/api/v1/jobs").json()["items"]}
+    with private_world.client(None) as anonymous:
+        assert job["id"] not in {j["id"] for j in anonymous.get("/api/v1/jobs").json()["items"]}
+        assert anonymous.get(f"/api/v1/jobs/{job['id']}").status_code == 404
+        assert anonymous.get(f"/api/v1/jobs/{job['id']}/events").status_code == 404
