@@ -19,6 +19,7 @@ from lora.bases import module_shapes
 from lora.progress import Progress, silent
 from transfer.config import KitConfig
 from transfer.discriminator import p_real, train_discriminator
+from transfer.seeding import caller_rng_preserved
 from transfer.synthesis import candidate_drawer, collect
 
 DISCRIMINATOR_DIR = "discriminator"
@@ -85,6 +86,13 @@ def make_kit(source_adapter: Adapter, source_model, source_tokenizer, real_pairs
     - report: sizes (real, seeds, synthetic, train/held-out per class), held-out accuracy overall and per class,
       the discriminator's loss curve, parameter count and file size, and seconds per stage.
     """
+    with caller_rng_preserved(source_model):
+        return _make_kit(source_adapter, source_model, source_tokenizer, real_pairs, config, progress,
+                         source_base_name)
+
+
+def _make_kit(source_adapter, source_model, source_tokenizer, real_pairs, config, progress,
+              source_base_name) -> Kit:
     config = config or KitConfig()
     config.check()
     progress = progress or silent

@@ -20,6 +20,7 @@ from lora.training import TrainConfig, train_lora
 from transfer.config import TransferConfig
 from transfer.discriminator import discriminator_judge
 from transfer.kit import Kit, check_fits
+from transfer.seeding import caller_rng_preserved
 from transfer.similarity import MMD_KIND, Embedder, embed, mean_embedding_distance
 from transfer.synthesis import Collection, candidate_drawer, collect
 
@@ -83,11 +84,19 @@ def trans_lora(source_adapter: Adapter, source_model, source_tokenizer, target_m
       fit its base.
     - embedder: texts -> (n, d) tensor for the MMD; default all-MiniLM-L6-v2 (transfer.similarity.embed).
     """
+    with caller_rng_preserved(source_model, target_model):
+        return _trans_lora(source_adapter, source_model, source_tokenizer, target_model, target_tokenizer, kit,
+                           config, progress, target_base_name, embedder)
+
+
+def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, target_tokenizer, kit, config,
+                progress, target_base_name, embedder) -> TransferResult:
     config = config or TransferConfig()
     config.check()
     progress = progress or silent
     check_fits(source_adapter, source_model, "source")
-    check_fits(kit.discriminator, source_model, "discriminator")
+    if config.data == "filtered":  # the ablations never run the discriminator, so they do not need a usable one
+        check_fits(kit.discriminator, source_model, "discriminator")
     if not kit.seeds:
         raise ValueError("the kit has no seed examples")
     seed_inputs = [p for p, _ in kit.seeds]

@@ -73,9 +73,9 @@ def source_adapter(source, real_pairs):
 
 
 KIT_CONFIG = KitConfig(steps=30, lr=1e-2, max_new_tokens=24)
-# small and fast: 12 synthetic examples, short candidates and labels, a few student steps
-TRANSFER_CONFIG = TransferConfig(synthetic_size=12, max_new_tokens=24, label_max_new_tokens=12, steps=6,
-                                 candidate_batch_size=8, measure_mmd=False)
+# small and fast: 6 synthetic examples, short candidates and labels, a few student steps
+TRANSFER_CONFIG = TransferConfig(synthetic_size=6, max_new_tokens=16, label_max_new_tokens=12, steps=6,
+                                 candidate_batch_size=16, measure_mmd=False)
 
 
 @pytest.fixture(scope="session")
