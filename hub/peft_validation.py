@@ -3,11 +3,21 @@
 No torch and no weights: the base's module shapes were recorded when it was registered, and the header gives every
 tensor's shape, so `lora_A` must be (r, in) and `lora_B` (out, r) for each adapted module, with r taken from
 `rank_pattern` exactly as PEFT resolves it. Anything PEFT would fail on when loading is refused here instead.
+
+`target_modules` given as a string, `exclude_modules` as a string, and the keys of `rank_pattern` / `alpha_pattern`
+are regular expressions written by whoever uploads. Python's `re` backtracks without bound (`(a|aa)+$` against a
+module name doubles its time per character) and holds the GIL while it does, which would stall the whole API. They
+run here on the `regex` module instead, with a time limit per match and a budget per upload, and with the GIL
+released (`concurrent=True`): a pattern too slow to finish within them is refused (422) like an invalid one.
 """
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
+
+import regex
 
 from hub.safetensors_header import FLOAT_DTYPES, TensorInfo
 
@@ -15,13 +25,66 @@ PREFIX = "base_model.model."
 _KEY = re.compile(r"^base_model\.model\.(?P<module>[A-Za-z0-9_.]+)\.lora_(?P<part>[AB])\.weight$")
 
 
+MATCH_TIMEOUT_S = 0.05  # one module name against one pattern: ordinary patterns take microseconds
+PATTERN_BUDGET_S = 1.0  # every match of one upload together, so hundreds of modules cannot add up to minutes
+
+
 class AdapterValidationError(ValueError):
     pass
 
 
-def parse_adapter_config(raw: bytes) -> dict:
+def _compile(pattern: str, field: str):
     try:
-        config = json.loads(raw.decode("utf-8"))
+        return regex.compile(pattern)
+    except (regex.error, RecursionError, OverflowError, ValueError) as exc:
+        raise AdapterValidationError(f"adapter_config.json: {field} is not a valid regular expression "
+                                     f"{pattern!r}: {exc}") from None
+
+
+class _Patterns:
+    """The config's user-written patterns, compiled once and matched with a time bound (see the module docstring)."""
+
+    def __init__(self, config: dict):
+        targets, exclude = config.get("target_modules"), config.get("exclude_modules")
+        self.target = _compile(targets, "target_modules") if isinstance(targets, str) else None
+        self.exclude = _compile(exclude, "exclude_modules") if isinstance(exclude, str) else None
+        # PEFT resolves a rank_pattern / alpha_pattern key against a module as re.match(rf"(.*\.)?({key})$", module)
+        self.rank = [(_compile(rf"(.*\.)?({key})$", f"rank_pattern key {key!r}"), value)
+                     for key, value in (config.get("rank_pattern") or {}).items()]
+        self.alpha = [_compile(rf"(.*\.)?({key})$", f"alpha_pattern key {key!r}")
+                      for key in (config.get("alpha_pattern") or {})]
+        self.deadline = time.monotonic() + PATTERN_BUDGET_S
+
+    def match(self, compiled, module: str, full: bool = False) -> bool:
+        left = self.deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            method = compiled.fullmatch if full else compiled.match
+            return method(module, timeout=min(MATCH_TIMEOUT_S, left), concurrent=True) is not None
+        except TimeoutError:
+            raise AdapterValidationError(
+                f"adapter_config.json: the pattern {compiled.pattern!r} takes too long to match module names "
+                f"(over {MATCH_TIMEOUT_S * 1000:.0f} ms on {module!r}, or {PATTERN_BUDGET_S:.0f} s for the whole "
+                "adapter); use a module name list or a simpler pattern") from None
+
+
+def _refuse_non_finite(text: str):
+    raise AdapterValidationError(f"adapter_config.json holds {text}: only finite numbers are allowed")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        _refuse_non_finite(text)
+    return value
+
+
+def parse_adapter_config(raw: bytes) -> dict:
+    """The config as a dict; refuses anything PEFT could not load, and NaN or infinite numbers anywhere in it (Python's
+    json accepts `Infinity`, `NaN` and `1e999`; `"lora_alpha": Infinity` would make every weight NaN)."""
+    try:
+        config = json.loads(raw.decode("utf-8"), parse_constant=_refuse_non_finite, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AdapterValidationError(f"adapter_config.json is not valid JSON: {exc}") from None
     if not isinstance(config, dict):
@@ -47,28 +110,40 @@ def parse_adapter_config(raw: bytes) -> dict:
     base = config.get("base_model_name_or_path")
     if base is not None and not isinstance(base, str):
         raise AdapterValidationError("adapter_config.json: base_model_name_or_path must be a string")
+    exclude = config.get("exclude_modules")
+    if exclude is not None and not (isinstance(exclude, str) or (isinstance(exclude, list)
+                                                                 and all(isinstance(e, str) for e in exclude))):
+        raise AdapterValidationError("adapter_config.json: exclude_modules must be a module name list or a regex string")
+    _Patterns(config)  # every pattern compiles, or a 422 naming the bad one
     return config
 
 
-def rank_for(config: dict, module: str) -> int:
+def rank_for(config: dict, module: str, patterns: _Patterns | None = None) -> int:
     """The rank PEFT gives `module`: the first rank_pattern key matching the module path (or a dotted suffix)."""
-    for key, rank in (config.get("rank_pattern") or {}).items():
-        if re.match(rf"(.*\.)?({key})$", module):
+    patterns = patterns or _Patterns(config)
+    for compiled, rank in patterns.rank:
+        if patterns.match(compiled, module):
             return rank
     return config["r"]
 
 
-def _targeted(config: dict, module: str) -> bool:
-    targets = config["target_modules"]
-    if isinstance(targets, str):
-        return re.fullmatch(targets, module) is not None
-    return any(module == t or module.endswith("." + t) for t in targets)
+def _targeted(config: dict, module: str, patterns: _Patterns) -> bool:
+    """Would PEFT put a LoRA layer on `module`? Its rule: not excluded, then a regex fullmatch or a name suffix."""
+    exclude = config.get("exclude_modules")
+    if patterns.exclude is not None and patterns.match(patterns.exclude, module, full=True):
+        return False
+    if isinstance(exclude, list) and any(module == e or module.endswith("." + e) for e in exclude if isinstance(e, str)):
+        return False
+    if patterns.target is not None:
+        return patterns.match(patterns.target, module, full=True)
+    return any(module == t or module.endswith("." + t) for t in config["target_modules"])
 
 
 def check_lora_tensors(config: dict, tensors: dict[str, TensorInfo], module_shapes: dict | None) -> list[str]:
     """The sorted adapted module names; raises AdapterValidationError on the first thing PEFT could not load."""
     if not tensors:
         raise AdapterValidationError("adapter_model.safetensors holds no tensors")
+    patterns = _Patterns(config)
     parts: dict[str, dict[str, TensorInfo]] = {}
     for key, info in tensors.items():
         match = _KEY.match(key)
@@ -85,10 +160,10 @@ def check_lora_tensors(config: dict, tensors: dict[str, TensorInfo], module_shap
         if missing:
             raise AdapterValidationError(f"module {module!r} has lora_{''.join(sorted(set(pair)))} but no "
                                          f"lora_{''.join(sorted(missing))}")
-        if not _targeted(config, module):
+        if not _targeted(config, module, patterns):
             raise AdapterValidationError(f"module {module!r} is not covered by target_modules "
                                          f"{config['target_modules']!r}")
-        rank = rank_for(config, module)
+        rank = rank_for(config, module, patterns)
         a_shape, b_shape = pair["A"].shape, pair["B"].shape
         if module_shapes is not None:
             if module not in module_shapes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
@@ -247,8 +247,16 @@ def check_tag(tag: str) -> None:
 
 
 def _point_tag(session: Session, adapter_id: int, tag: str, version_id: int) -> None:
-    session.execute(delete(Tag).where(Tag.adapter_id == adapter_id, Tag.name == tag))
-    session.add(Tag(adapter_id=adapter_id, name=tag, version_id=version_id))
+    """Create or move a tag in one statement (INSERT ... ON CONFLICT DO UPDATE).
+
+    Not a delete then an insert: two concurrent moves of one tag on PostgreSQL would both delete (nothing, or the same
+    row) and both insert, and the second insert fails on the primary key. The upsert takes the row lock instead, so
+    concurrent moves queue and the last one wins."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(Tag).values(adapter_id=adapter_id, name=tag, version_id=version_id)
+    session.execute(statement.on_conflict_do_update(index_elements=["adapter_id", "name"],
+                                                    set_={"version_id": statement.excluded.version_id}))
 
 
 def set_tag(session: Session, adapter: Adapter, tag: str, number: int) -> None:

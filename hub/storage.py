@@ -15,7 +15,7 @@ import tempfile
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -47,12 +47,13 @@ class Staging:
 
     Hashing and writing each run on a helper thread of their own, fed through short queues, so they overlap with each
     other and with receiving the next chunks from the network (hashlib and file writes release the GIL); the queue
-    bounds keep memory at a few chunks whatever the upload size."""
+    bounds keep memory at a few chunks whatever the upload size. An optional `inspect` callable sees the same chunks
+    on a third thread (the upload's check of tensor values); what it raises fails the staging like a disk error."""
 
     QUEUE_CHUNKS = 8
     BATCH_BYTES = 1 << 20
 
-    def __init__(self, directory: Path, max_bytes: int | None):
+    def __init__(self, directory: Path, max_bytes: int | None, inspect: Callable[[bytes], None] | None = None):
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f".partial-{uuid.uuid4().hex}"
         self._file = open(self.path, "wb")
@@ -62,6 +63,8 @@ class Staging:
         self._error: BaseException | None = None
         self._pending = bytearray()
         self._workers = [self._start(self._hash.update), self._start(self._file.write)]
+        if inspect is not None:
+            self._workers.append(self._start(inspect))
 
     def _start(self, consume) -> tuple[queue.Queue, threading.Thread]:
         chunks: queue.Queue = queue.Queue(self.QUEUE_CHUNKS)
@@ -121,8 +124,8 @@ class Staging:
 class BlobStore(ABC):
     staging_dir: Path
 
-    def staging(self, max_bytes: int | None = None) -> Staging:
-        return Staging(self.staging_dir, max_bytes)
+    def staging(self, max_bytes: int | None = None, inspect: Callable[[bytes], None] | None = None) -> Staging:
+        return Staging(self.staging_dir, max_bytes, inspect)
 
     def stage_bytes(self, data: bytes) -> StagedBlob:
         staging = self.staging()

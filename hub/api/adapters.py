@@ -6,9 +6,11 @@ LoRA directory validated against its base, a dataset upload is one JSONL file va
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from hub import registry
@@ -17,16 +19,29 @@ from hub.api.deps import can_read, db, require, settings, store, token
 from hub.api.files import blob_response
 from hub.api.uploads import ReceivedForm, receive_form
 from hub.dataset_validation import DatasetError, validate_jsonl
-from hub.models import Adapter, ApiToken, Namespace
+from hub.models import Adapter, AdapterVersion, ApiToken, Namespace
 from hub.peft_validation import AdapterValidationError, check_lora_tensors, parse_adapter_config
-from hub.registry import FileEntry, Invalid
-from hub.safetensors_header import HeaderError, read_header
+from hub.registry import FileEntry, Invalid, NotFound
+from hub.safetensors_header import HeaderError, NonFiniteScanner, read_header
 from hub.settings import Settings
 from hub.storage import BlobStore
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 DATASET_FILES = ("data.jsonl", "README.md")
 MAX_CONFIG_BYTES = 1024 * 1024
+MAX_VERSION = 2**31 - 1  # adapter_versions.number is a 32-bit INTEGER column
+
+
+def check_version_ref(kind: str, ns: str, name: str, ref: str) -> None:
+    """404 for a version number no version can have, before it reaches SQL.
+
+    A number past the column's range is a 500 otherwise (SQLite cannot bind past 2^63-1, PostgreSQL refuses it), a
+    digit string longer than Python's int parsing limit is a ValueError, and so is a Unicode digit like '²' that
+    str.isdigit() accepts; none of them can name a version, so all of them are simply not found."""
+    number = ref[1:] if ref[:1] == "v" else ref
+    if number.isdigit() and (len(number) > 10 or not number.isdecimal() or not number.isascii()
+                             or int(number) > MAX_VERSION):
+        raise NotFound(f"{kind} {ns}/{name} has no version {ref!r}")
 
 
 def _prepare_adapter(session: Session, form: ReceivedForm) -> dict:
@@ -66,16 +81,24 @@ def _prepare_dataset(session: Session, form: ReceivedForm) -> dict:
     return {"base_id": None, "peft_config": None, "metrics": {"records": records}}
 
 
+VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a version number")]
+
+
 def make_router(kind: str, plural: str) -> APIRouter:
     router = APIRouter(prefix=f"/api/v1/{plural}", tags=[plural])
     allowed = ADAPTER_FILES if kind == "adapter" else DATASET_FILES
     prepare = _prepare_adapter if kind == "adapter" else _prepare_dataset
+    inspectors = {"adapter_model.safetensors": lambda: NonFiniteScanner().feed} if kind == "adapter" else {}
 
     def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Adapter:
         artifact = registry.get_adapter(session, kind, ns, name)
         if not can_read(tok, artifact.namespace):
             require(tok, artifact.namespace, "read")
         return artifact
+
+    def resolve(session: Session, ns: str, name: str, ref: str):
+        check_version_ref(kind, ns, name, ref)
+        return registry.resolve_version(session, kind, ns, name, ref)
 
     @router.post("/{ns}/{name}/versions", status_code=201, summary=f"Upload a new {kind} version (multipart)")
     async def upload(ns: str, name: str, request: Request, session: Session = Depends(db),
@@ -86,7 +109,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         namespace = session.query(Namespace).filter_by(name=ns).one_or_none()
         require(tok, namespace or ns, "write")
         session.rollback()  # release the read transaction before the long upload (SQLite writers wait on it)
-        form = await receive_form(request, blobs, allowed, cfg.max_upload_bytes)
+        form = await receive_form(request, blobs, allowed, cfg.max_upload_bytes, inspectors)
         committed: list[str] = []
         try:
             fields = await run_in_threadpool(prepare, session, form)
@@ -129,13 +152,13 @@ def make_router(kind: str, plural: str) -> APIRouter:
     def version(ns: str, name: str, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
         visible(session, tok, ns, name)
-        return views.version_view(session, registry.resolve_version(session, kind, ns, name, ref))
+        return views.version_view(session, resolve(session, ns, name, ref))
 
     @router.get("/{ns}/{name}/versions/{ref}/files/{filename:path}", summary="Download a file (ETag, Range)")
     def download(ns: str, name: str, ref: str, filename: str, request: Request, session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store)):
         visible(session, tok, ns, name)
-        v = registry.resolve_version(session, kind, ns, name, ref)
+        v = resolve(session, ns, name, ref)
         entry = next((f for f in v.files if f["name"] == filename), None)
         if entry is None:
             raise HTTPException(404, f"{registry.version_ref(v)} has no file {filename!r}; it has "
@@ -149,8 +172,9 @@ def make_router(kind: str, plural: str) -> APIRouter:
     def lineage(ns: str, name: str, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
         visible(session, tok, ns, name)
-        v = registry.resolve_version(session, kind, ns, name, ref)
-        return {"version": registry.version_ref(v), **registry.lineage_of(session, v)}
+        v = resolve(session, ns, name, ref)
+        lineage = registry.lineage_of(session, v, readable=lambda namespace: can_read(tok, namespace))
+        return {"version": registry.version_ref(v), **lineage}
 
     @router.put("/{ns}/{name}/tags/{tag}")
     def put_tag(ns: str, name: str, tag: str, body: dict = Body(..., examples=[{"version": 3}]),
@@ -162,12 +186,13 @@ def make_router(kind: str, plural: str) -> APIRouter:
             raise Invalid('body must be {"version": <number>}')
         if tag in ("latest", "main") or tag.isdigit() or not registry.valid_name(tag):
             raise Invalid(f"{tag!r} cannot be a tag name (reserved, numeric, or not [A-Za-z0-9._-])")
+        check_version_ref(kind, ns, name, str(number))
         registry.set_tag(session, artifact, tag, number)
         session.commit()
         return views.adapter_view(session, artifact)
 
     @router.delete("/{ns}/{name}/versions/{number}")
-    def yank(ns: str, name: str, number: int, session: Session = Depends(db),
+    def yank(ns: str, name: str, number: VersionNumber, session: Session = Depends(db),
              tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
         require(tok, artifact.namespace, "write")
@@ -176,7 +201,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(number)))
 
     @router.patch("/{ns}/{name}/versions/{number}/metrics")
-    def add_metrics(ns: str, name: str, number: int, body: dict = Body(...), session: Session = Depends(db),
+    def add_metrics(ns: str, name: str, number: VersionNumber, body: dict = Body(...), session: Session = Depends(db),
                     tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
         require(tok, artifact.namespace, "write")
@@ -185,6 +210,10 @@ def make_router(kind: str, plural: str) -> APIRouter:
             json.dumps(body, allow_nan=False)
         except ValueError:
             raise Invalid("metrics must be finite JSON values") from None
+        # Take the row's write lock before reading the metrics to merge into (PostgreSQL: the row lock; SQLite: the
+        # database write lock), so concurrent PATCHes of different keys queue instead of overwriting each other.
+        session.execute(update(AdapterVersion).where(AdapterVersion.id == v.id).values(yanked=AdapterVersion.yanked))
+        session.refresh(v, ["metrics"])
         v.metrics = {**(v.metrics or {}), **body}
         session.commit()
         return views.version_view(session, v)

@@ -5,8 +5,13 @@ engine and store from the environment. Nothing here imports torch: the API must 
 """
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import asyncio
+import logging
+import os
+
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
 from hub.api import adapters, bases, hf, jobs, namespaces
 from hub.api.metrics import HubMetrics, MetricsMiddleware
@@ -30,6 +35,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def registry_error(_request: Request, exc: RegistryError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
+    @app.exception_handler(PoolTimeout)
+    async def database_busy(_request: Request, exc: Exception) -> JSONResponse:
+        # every pooled connection stayed in use for the pool's whole wait: overload, not a fault; come back soon
+        return overloaded("the database is busy; retry shortly")
+
+    @app.exception_handler(OperationalError)
+    async def database_error(request: Request, exc: OperationalError) -> JSONResponse:
+        if "locked" in str(exc) or "too many clients" in str(exc):  # SQLite's lock wait ran out; PG's connection cap
+            return overloaded("the database is busy; retry shortly")
+        return await _internal_error(request, exc)
+
+    app.state.body_read_timeout_s = float(os.environ.get("ADAPTARIUM_BODY_READ_TIMEOUT_S", BODY_READ_TIMEOUT_S))
+
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
         return {"status": "ok"}
@@ -43,4 +61,90 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hf.router)  # Hub-compatible paths live at the root, as huggingface_hub builds them
     mount_dashboard(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(BodyReadTimeoutMiddleware)
+    app.add_middleware(ErrorsKeepConnectionMiddleware)  # outermost of ours: catches what everything inside raises
     return app
+
+
+# ------------------------------------------------------------------ error handling and body timeouts (issue 10)
+
+logger = logging.getLogger("adaptarium.api")
+BODY_READ_TIMEOUT_S = 60.0  # a client that sends nothing for a minute mid-body is gone, or holding a worker on purpose
+
+
+def overloaded(detail: str, retry_after_s: int = 1) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(retry_after_s)})
+
+
+async def _internal_error(_request: Request | None, exc: BaseException) -> JSONResponse:
+    logger.error("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+class ErrorsKeepConnectionMiddleware:
+    """Turn an unhandled exception into a JSON 500 here, and do not re-raise it.
+
+    Starlette's own last-resort handler sends its 500 and then re-raises, and uvicorn answers an exception that
+    arrives after a response started by closing the connection: every keep-alive client then lost its connection
+    along with the one failed request. A 500 is an answer like any other; the connection stays usable. An error
+    after the response has started (a download broken halfway) still closes it, as it must."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _internal_error(None, exc)
+            await response(scope, receive, send)
+
+
+class BodyReadTimeout(HTTPException):
+    def __init__(self, timeout_s: float):
+        super().__init__(408, f"no request body bytes arrived for {timeout_s:g} s", headers={"Connection": "close"})
+
+
+class BodyReadTimeoutMiddleware:
+    """A request body must keep coming: waiting longer than `app.state.body_read_timeout_s` for the next piece of it
+    is a 408 and the connection is closed.
+
+    Without it, a client declaring a 2 GB body and sending nothing holds its request (and whatever the route took,
+    a token check, an upload slot) for as long as the TCP connection lives. The clock only runs while the route
+    waits for the client, never while the route itself works, and stops once the body is complete (after that a
+    `receive` is a wait for the client to disconnect, which may legitimately be long). BodyReadTimeout is an
+    HTTPException so that FastAPI's body parsing and the upload stream pass it on instead of calling it a bad body."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        timeout_s = scope["app"].state.body_read_timeout_s
+        body_done = False
+
+        async def timed_receive():
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout_s)
+            except asyncio.TimeoutError:
+                raise BodyReadTimeout(timeout_s) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, timed_receive, send)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from hub import registry
+from hub.api.adapters import check_version_ref
 from hub.api.deps import can_read, db, store, token
 from hub.api.files import blob_response
 from hub.api.views import hf_time
@@ -36,9 +37,19 @@ class _HfError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+def header_safe(text: str, limit: int = 400) -> str:
+    """`text` as a header value: printable ASCII only, anything else escaped (\\xNN, \\uNNNN), and cut to `limit`.
+
+    The message quotes the request path, which a client controls: a non-latin-1 character cannot be encoded in a
+    header at all (a 500), and a control character (NUL, CR, LF...) makes the server refuse to send the response and
+    drop the connection. The JSON body keeps the message as it was."""
+    safe = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
+    return safe if len(safe) <= limit else safe[:limit - 3] + "..."
+
+
 def hf_error_response(exc: _HfError) -> JSONResponse:
     return JSONResponse({"error": exc.message, "detail": exc.message}, status_code=exc.status,
-                        headers={"X-Error-Code": exc.code, "X-Error-Message": exc.message})
+                        headers={"X-Error-Code": exc.code, "X-Error-Message": header_safe(exc.message)})
 
 
 def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: str, rev: str) -> AdapterVersion:
@@ -54,6 +65,7 @@ def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: s
                 return version
         raise _HfError(404, "RevisionNotFound", f"revision {rev} not found in {ns}/{name}")
     try:
+        check_version_ref(kind, ns, name, rev)
         return registry.resolve_version(session, kind, ns, name, rev)
     except NotFound as exc:
         raise _HfError(404, "RevisionNotFound", exc.detail) from None

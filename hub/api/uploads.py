@@ -7,11 +7,13 @@ network chunk per upload whatever the file size.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from hub.safetensors_header import NonFiniteTensor
 from hub.storage import BlobStore, StagedBlob, Staging, UploadTooLarge
 
 
@@ -33,8 +35,10 @@ class _FormCollector:
 
     MAX_FIELD_BYTES = 64 * 1024
 
-    def __init__(self, store: BlobStore, allowed_files: tuple[str, ...], max_bytes: int):
+    def __init__(self, store: BlobStore, allowed_files: tuple[str, ...], max_bytes: int,
+                 inspectors: dict[str, Callable[[], Callable[[bytes], None]]] | None = None):
         self.store, self.allowed, self.max_bytes = store, allowed_files, max_bytes
+        self.inspectors = inspectors or {}
         self.form = ReceivedForm()
         self.total = 0
         self._header_field = b""
@@ -85,7 +89,9 @@ class _FormCollector:
         if chosen in self.form.files or chosen == self._file_name:
             raise _Reject(400, f"file {chosen!r} was sent twice")
         self._file_name = chosen
-        self._staging = self.store.staging(max_bytes=self.max_bytes)
+        make_inspector = self.inspectors.get(chosen)
+        self._staging = self.store.staging(max_bytes=self.max_bytes,
+                                           inspect=make_inspector() if make_inspector else None)
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         chunk = data[start:end]
@@ -118,15 +124,19 @@ class _Reject(Exception):
         self.status, self.detail = status, detail
 
 
-async def receive_form(request: Request, store: BlobStore, allowed_files: tuple[str, ...], max_bytes: int) -> ReceivedForm:
-    """Stream a multipart/form-data body into staging; on any problem discard everything and raise a 4xx."""
+async def receive_form(request: Request, store: BlobStore, allowed_files: tuple[str, ...], max_bytes: int,
+                       inspectors: dict[str, Callable[[], Callable[[bytes], None]]] | None = None) -> ReceivedForm:
+    """Stream a multipart/form-data body into staging; on any problem discard everything and raise a 4xx.
+
+    `inspectors` maps a file name to a factory of a per-file check that sees that file's bytes as they stream (see
+    `Staging`); a NonFiniteTensor it raises is a 422 and stops the upload there."""
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in options:
         raise HTTPException(415, "expected a multipart/form-data body with the adapter files")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise HTTPException(413, f"upload of {declared} bytes is larger than the limit of {max_bytes} bytes")
-    collector = _FormCollector(store, allowed_files, max_bytes)
+    collector = _FormCollector(store, allowed_files, max_bytes, inspectors)
     parser = MultipartParser(options[b"boundary"], collector.callbacks())
     try:
         async for chunk in request.stream():
@@ -138,6 +148,12 @@ async def receive_form(request: Request, store: BlobStore, allowed_files: tuple[
     except UploadTooLarge:
         collector.abort()
         raise HTTPException(413, f"upload larger than the limit of {max_bytes} bytes") from None
+    except NonFiniteTensor as exc:  # the content itself is refused: the client's fault
+        collector.abort()
+        raise HTTPException(422, str(exc)) from None
+    except HTTPException:  # a 408 from the body read timeout
+        collector.abort()
+        raise
     except Exception as exc:  # malformed multipart, client went away
         collector.abort()
         raise HTTPException(400, f"could not read the multipart body: {exc}") from None
