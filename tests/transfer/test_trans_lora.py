@@ -212,3 +212,11 @@ def test_transfer_config_round_trips_through_json():
 
     config = TransferConfig(data="unfiltered", label_stop=("\n", "###"))
     assert TransferConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_default_mmd_uses_the_installed_minilm_encoder(source, target, source_adapter, kit):
+    config = dataclasses.replace(TRANSFER_CONFIG, measure_mmd=True)
+    report = run(source, target, source_adapter, kit, config).report
+    assert "all-MiniLM-L6-v2" in report["mmd_kind"]
+    assert 0 < report["mmd_filtered_to_seeds"] <= 2 and 0 < report["mmd_unfiltered_to_seeds"] <= 2
+    assert "mmd" in report["seconds"]
