@@ -142,7 +142,8 @@ def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, ta
         "target_base": target_base_name,
         "task_name": kit.task_name,
         "synthetic_size_wanted": wanted if collection is not None else 0,
-        "train_size": len(pairs),
+        "synthetic_size": len(collection.kept) if collection else 0,  # the filtered (or unfiltered) set
+        "train_size": len(pairs),  # = synthetic_size, or the seed count for "seeds_only"
         "max_attempts": max_attempts if collection is not None else 0,
         "candidates_drawn": collection.drawn if collection else 0,
         "candidates_empty": collection.empty if collection else 0,

@@ -76,7 +76,8 @@ def test_report_has_counts_stages_losses_and_examples(result):
     report = result.report
     assert report["data"] == "filtered" and report["target_base"] == TARGET_NAME
     assert report["source_base"] == SOURCE_NAME
-    assert report["train_size"] == len(report["synthetic"]) == report["synthetic_size_wanted"]
+    assert report["train_size"] == len(report["synthetic"]) == report["synthetic_size"]
+    assert report["synthetic_size"] == report["synthetic_size_wanted"] == TRANSFER_CONFIG.synthetic_size
     assert len(report["loss"]) == TRANSFER_CONFIG.steps == len(result.losses)
     assert set(report["seconds"]) == {"generating candidates", "filtering", "teacher labelling", "distilling"}
     assert report["mmd_filtered_to_seeds"] is None  # measure_mmd=False in the test config
