@@ -8,7 +8,10 @@
   to disk, sent with sendfile; goal: API / raw >= 0.8), reported as the ratio of medians and as the median of each
   run's paired ratio; also against the same copy done with 1 MiB reads/sends from Python;
 - the API process's peak RSS growth during an upload (goal < 64 MB), sampled from /proc every 20 ms;
-- p50 / p99 latency of version metadata reads at concurrency 16.
+- p50 / p99 latency of version metadata reads at concurrency 16;
+- what durability costs (issue 10): staging + committing the weights file into the local blob store with fsync
+  (file before the rename, directory after it) against the same without, interleaved runs, median of each
+  (`--fsync-only` runs just this part).
 Writes bench/reports/registry-<stamp>.json.
 """
 from __future__ import annotations
@@ -34,6 +37,7 @@ from hub import auth
 from hub.db import make_engine, make_session_factory
 from hub.migrate import upgrade
 from hub.settings import Settings
+from hub.storage import LocalBlobStore
 
 REPORTS = Path(__file__).parent / "reports"
 HIDDEN, RANK = 4096, 1024  # one module's A + B in float32 = 32 MiB
@@ -153,13 +157,51 @@ def _send(conn: socket.socket, f, kernel: bool) -> None:
         conn.sendall(chunk)
 
 
+def fsync_cost(path: Path, work: Path, runs: int) -> dict:
+    """Seconds to stage and commit `path` into a local blob store, durable (fsync) and not, alternating per run.
+
+    Each run stages new content (its first bytes carry the run number), so every commit is a real write and rename,
+    never a dedup hit; the file is read from the page cache, so the difference is the cost of the fsyncs."""
+    size = path.stat().st_size
+    stores = {durable: LocalBlobStore(work / f"fsync-{durable}", durable=durable) for durable in (True, False)}
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for run in range(-1, runs):  # run -1 warms the page cache and the directories
+        for durable in ((True, False) if run % 2 else (False, True)):
+            start = time.perf_counter()
+            staging = stores[durable].staging()
+            staging.write(f"{run}:{durable}".encode())
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    staging.write(chunk)
+            stores[durable].commit(staging.finish())
+            if run >= 0:
+                seconds[durable].append(time.perf_counter() - start)
+    med = statistics.median
+    return {"fsync_size_mb": round(size / 1e6, 1), "fsync_runs": runs,
+            "commit_durable_s": round(med(seconds[True]), 4), "commit_not_durable_s": round(med(seconds[False]), 4),
+            "commit_durable_mb_s": round(size / 1e6 / med(seconds[True]), 1),
+            "commit_not_durable_mb_s": round(size / 1e6 / med(seconds[False]), 1),
+            "fsync_overhead_s": round(med(seconds[True]) - med(seconds[False]), 4)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--fsync-only", action="store_true", help="measure only what the store's fsync costs")
     args = parser.parse_args()
+    if args.fsync_only:
+        work = Path(tempfile.mkdtemp(prefix="adaptarium-bench-"))
+        make_adapter(work / "adapter", args.size_mb)
+        report = fsync_cost(work / "adapter" / "adapter_model.safetensors", work, args.runs)
+        print(json.dumps(report, indent=2))
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"registry-fsync-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        path.write_text(json.dumps(report, indent=2))
+        print(f"wrote {path}")
+        return
 
     work = Path(tempfile.mkdtemp(prefix="adaptarium-bench-"))
     settings = Settings.from_env({"ADAPTARIUM_DATA_DIR": str(work / "data"),
@@ -226,6 +268,7 @@ def main() -> None:
 
         with ThreadPoolExecutor(16) as pool:
             latencies = sorted(x for chunk in pool.map(one_read, range(16)) for x in chunk)
+        durability = fsync_cost(folder / "adapter_model.safetensors", work, args.runs)
     finally:
         api.terminate()
         api.wait(timeout=30)
@@ -249,6 +292,7 @@ def main() -> None:
         "metadata_requests": len(latencies), "metadata_concurrency": 16,
         "metadata_p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
         "metadata_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+        **durability,
         "machine": f"{os.cpu_count()} cpus",
     }
     print()
@@ -262,6 +306,8 @@ def main() -> None:
           f"{report['download_ratio_vs_python_copy']} | |")
     print(f"| API peak RSS growth during upload | {report['api_rss_growth_mb_max']} MB | < 64 MB |")
     print(f"| version metadata p50 / p99 @16 | {report['metadata_p50_ms']} / {report['metadata_p99_ms']} ms | |")
+    print(f"| stage + commit with / without fsync | {report['commit_durable_s']} / {report['commit_not_durable_s']} s "
+          f"({report['commit_durable_mb_s']} / {report['commit_not_durable_mb_s']} MB/s) | |")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"registry-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))

@@ -4,6 +4,11 @@ Every upload goes through `staging()`: a local temp file written chunk by chunk 
 held whole in memory and the sha256 is known the moment the last byte arrives. Validation reads the staged file;
 only `commit` makes it visible under its hash, and identical content is stored once. Keys are always hashes
 (checked against a strict pattern), never names a client chose.
+
+Staging files of a process that died (SIGKILL, power cut) are swept when a store opens and then at most every
+`SWEEP_EVERY_S` as uploads come: at once when the file names a process of this host that no longer exists, otherwise
+once untouched for `STALE_STAGING_S`. The local store makes a commit durable: the file is fsynced before its
+rename and the directory after it, so after a power cut a committed version never points at a truncated blob.
 """
 from __future__ import annotations
 
@@ -11,8 +16,10 @@ import hashlib
 import os
 import queue
 import re
+import socket
 import tempfile
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -21,6 +28,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+PARTIAL = ".partial-"
+STALE_STAGING_S = 3600.0  # untouched this long, a staging file is dead whoever made it (a live one is written to
+#                           continuously, the body read timeout stops stalled ones, validation and commit take seconds)
+SWEEP_EVERY_S = 600.0
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+_PARTIAL_NAME = re.compile(rf"^{re.escape(PARTIAL)}(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{{32}}$")
 
 
 class UploadTooLarge(Exception):
@@ -53,16 +66,20 @@ class Staging:
     QUEUE_CHUNKS = 8
     BATCH_BYTES = 1 << 20
 
-    def __init__(self, directory: Path, max_bytes: int | None, inspect: Callable[[bytes], None] | None = None):
+    def __init__(self, directory: Path, max_bytes: int | None, inspect: Callable[[bytes], None] | None = None,
+                 fsync: bool = False):
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f".partial-{uuid.uuid4().hex}"
+        # host and pid in the name, so a sweep can tell a dead process's leftovers from a live upload
+        self.path = directory / f"{PARTIAL}{_HOST}-{os.getpid()}-{uuid.uuid4().hex}"
+        self.fsync = fsync
         self._file = open(self.path, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
         self.max_bytes = max_bytes
         self._error: BaseException | None = None
         self._pending = bytearray()
-        self._workers = [self._start(self._hash.update), self._start(self._file.write)]
+        self._unsynced = 0
+        self._workers = [self._start(self._hash.update), self._start(self._write)]
         if inspect is not None:
             self._workers.append(self._start(inspect))
 
@@ -79,6 +96,19 @@ class Staging:
                     consume(chunk)
                 except BaseException as exc:  # disk full etc.: reported by the next write() or finish()
                     self._error = exc
+
+    SYNC_EVERY_BYTES = 16 << 20
+
+    def _write(self, chunk: bytes) -> None:
+        """On the writer thread: write, and with fsync on, flush every 16 MiB as the upload goes, so the disk works
+        while the network delivers and the fsync at the end has little left to do."""
+        self._file.write(chunk)
+        if self.fsync:
+            self._unsynced += len(chunk)
+            if self._unsynced >= self.SYNC_EVERY_BYTES:
+                self._file.flush()
+                os.fdatasync(self._file.fileno())
+                self._unsynced = 0
 
     def write(self, chunk: bytes) -> None:
         if self._error is not None:
@@ -108,6 +138,9 @@ class Staging:
         if self._pending:
             self._hand_off()
         self._stop()
+        if self.fsync and self._error is None:
+            self._file.flush()
+            os.fsync(self._file.fileno())  # the bytes are on disk before the rename can make them a blob
         self._file.close()
         if self._error is not None:
             self.path.unlink(missing_ok=True)
@@ -121,11 +154,60 @@ class Staging:
         self.path.unlink(missing_ok=True)
 
 
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, another user's
+        return False
+    return False
+
+
+def sweep_staging(directory: Path, older_than_s: float = STALE_STAGING_S) -> list[Path]:
+    """Delete the staging files of dead uploads in `directory`; returns what it deleted (see the module docstring).
+
+    A file named by this host and a process id that no longer exists goes at once: its writer was killed. Any other
+    file goes once untouched for `older_than_s`, which also covers other hosts sharing the directory, whose processes
+    this one cannot see."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not entry.name.startswith(PARTIAL):
+            continue
+        match = _PARTIAL_NAME.match(entry.name)
+        try:
+            dead = match is not None and match["host"] == _HOST and _process_gone(int(match["pid"]))
+            if dead or now - entry.stat().st_mtime > older_than_s:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:  # committed, discarded or swept by someone else meanwhile
+            continue
+    return removed
+
+
 class BlobStore(ABC):
     staging_dir: Path
+    durable = False  # fsync staged files before commit
+    _last_sweep = 0.0
 
     def staging(self, max_bytes: int | None = None, inspect: Callable[[bytes], None] | None = None) -> Staging:
-        return Staging(self.staging_dir, max_bytes, inspect)
+        self._maybe_sweep()
+        return Staging(self.staging_dir, max_bytes, inspect, fsync=self.durable)
+
+    def sweep_staging(self, older_than_s: float = STALE_STAGING_S) -> list[Path]:
+        self._last_sweep = time.monotonic()
+        return sweep_staging(self.staging_dir, older_than_s)
+
+    def _maybe_sweep(self) -> None:
+        """The periodic sweep, on a thread of its own so the upload that triggers it does not wait for it."""
+        if time.monotonic() - self._last_sweep >= SWEEP_EVERY_S:
+            self._last_sweep = time.monotonic()
+            threading.Thread(target=sweep_staging, args=(self.staging_dir,), daemon=True).start()
 
     def stage_bytes(self, data: bytes) -> StagedBlob:
         staging = self.staging()
@@ -161,12 +243,17 @@ class BlobStore(ABC):
 
 
 class LocalBlobStore(BlobStore):
-    """Files at <root>/<sha[:2]>/<sha>; staging inside the root so commit is one atomic rename on one filesystem."""
+    """Files at <root>/<sha[:2]>/<sha>; staging inside the root so commit is one atomic rename on one filesystem.
 
-    def __init__(self, root: Path):
+    `durable` (the default) fsyncs the staged file before the rename and the directory after it: without it a power
+    cut can leave the rename on disk but not the data, a committed version pointing at a truncated blob."""
+
+    def __init__(self, root: Path, durable: bool = True):
         self.root = Path(root)
         self.staging_dir = self.root / ".staging"
+        self.durable = durable
         self.root.mkdir(parents=True, exist_ok=True)
+        self.sweep_staging()
 
     def _path(self, sha256: str) -> Path:
         check_sha(sha256)
@@ -177,9 +264,21 @@ class LocalBlobStore(BlobStore):
         if target.exists():
             staged.path.unlink(missing_ok=True)
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._fsync_dir(self.root)  # the new <sha[:2]> directory's own entry
         os.replace(staged.path, target)
+        self._fsync_dir(target.parent)  # the rename itself
         return True
+
+    def _fsync_dir(self, directory: Path) -> None:
+        if not self.durable:
+            return
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).exists()
@@ -213,6 +312,7 @@ class S3BlobStore(BlobStore):
         self.bucket = bucket
         self.client = Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, region=region)
         self.staging_dir = Path(staging_dir or Path(tempfile.gettempdir()) / "adaptarium-staging")
+        self.sweep_staging()
         if not self.client.bucket_exists(bucket):
             try:
                 self.client.make_bucket(bucket)
@@ -265,10 +365,12 @@ class S3BlobStore(BlobStore):
 
 
 def open_store(url: str, staging_dir: Path | None = None) -> BlobStore:
-    """`file:///abs/dir` or `s3://bucket?endpoint=host:port&secure=false[&region=r]` (keys from the environment)."""
+    """`file:///abs/dir[?fsync=false]` or `s3://bucket?endpoint=host:port&secure=false[&region=r]` (keys from the
+    environment). `fsync=false` trades crash safety for speed (throwaway data, benchmarks measuring the cost)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return LocalBlobStore(Path(parsed.path))
+        query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+        return LocalBlobStore(Path(parsed.path), durable=query.get("fsync", "true").lower() not in ("false", "0", "no"))
     if parsed.scheme == "s3":
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         if not parsed.netloc or "endpoint" not in query:
