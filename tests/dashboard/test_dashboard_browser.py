@@ -184,12 +184,12 @@ def test_missing_adapter_shows_the_api_error_instead_of_a_blank_page(browser, hu
 def test_train_job_from_the_form_reaches_100_percent_and_links_to_its_result(browser, hub, registered, worker, shots):
     url, token, _ = hub
     open_page(browser, url, token, "#/new")
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'#base option[value="{BASE}"], #base option'),
-             what="form")
-    Select(browser.find_element(By.ID, "kind")).select_by_value("train")
-    Select(browser.find_element(By.ID, "base")).select_by_visible_text(BASE)
-    for field, value in {"task": "builtin:boolean_expressions?n=16&seed=0", "steps": "6", "rank": "2",
-                         "batch_size": "2", "output": "dash/trained"}.items():
+    wait_for(browser, lambda d: d.find_elements(By.ID, "kind"), what="form")
+    Select(browser.find_element(By.ID, "kind")).select_by_value("train")  # fields come from GET /job-kinds
+    wait_for(browser, lambda d: d.find_elements(By.ID, "p-base"), what="train fields")
+    assert browser.find_element(By.CSS_SELECTOR, f'#p-base-list option[value="{BASE}"]')
+    for field, value in {"p-base": BASE, "p-task": "builtin:boolean_expressions?n=16&seed=0", "p-steps": "6",
+                         "p-rank": "2", "p-batch_size": "2", "output": "dash/trained"}.items():
         box = browser.find_element(By.ID, field)
         box.clear()
         box.send_keys(value)
@@ -225,10 +225,23 @@ def test_train_job_from_the_form_reaches_100_percent_and_links_to_its_result(bro
     assert browser.find_element(By.CSS_SELECTOR, f'#lineage-graph [data-node="{result}"]')
     browser.save_screenshot(str(shots / "result.png"))
 
+    # evaluate it from the same generated form: the scores land on the version and in the job's result
+    open_page(browser, url, token, "#/new?kind=evaluate")
+    pick = wait_for(browser, lambda d: d.find_elements(By.ID, "pick-dash-trained"), what="trained adapter offered")[0]
+    pick.click()
+    browser.find_element(By.ID, "p-task").send_keys("builtin:boolean_expressions?n=8&test=4&seed=1")
+    browser.find_element(By.ID, "submit-job").click()
+    wait_for(browser, lambda d: "#/jobs/" in d.current_url and d.current_url.rsplit("/", 1)[-1] != job_id,
+             what="evaluate job page")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#result dt"), timeout=120, what="result shown")
+    assert "eval/boolean_expressions/exact_match" in text_of(browser, "#result")
+
     open_page(browser, url, token, "#/jobs")
-    row = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'[data-job="{job_id}"]'), what="job row")[0]
-    assert row.find_element(By.CSS_SELECTOR, ".progress").get_attribute("data-progress") == "100"
-    assert result in row.text
+    # the list re-renders every 1.5 s: read the row in one go inside the retrying wait
+    row = wait_for(browser, lambda d: [(r.find_element(By.CSS_SELECTOR, ".progress").get_attribute("data-progress"),
+                                        r.text) for r in d.find_elements(By.CSS_SELECTOR, f'[data-job="{job_id}"]')],
+                   what="job row")[0]
+    assert row[0] == "100" and result in row[1]
 
 
 def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser, hub, registered, worker, tmp_path):
@@ -253,8 +266,8 @@ def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser
     Select(browser.find_element(By.ID, "kind")).select_by_value("merge")
     for ref in ("dash-uploaded", "dash-second"):
         wait_for(browser, lambda d: d.find_elements(By.ID, f"pick-{ref}"), what=f"{ref} offered")[0].click()
-    Select(browser.find_element(By.ID, "method")).select_by_visible_text("lego")
-    rank = browser.find_element(By.ID, "merge-rank")
+    Select(browser.find_element(By.ID, "p-method")).select_by_visible_text("lego")
+    rank = browser.find_element(By.ID, "p-rank")
     rank.clear()
     rank.send_keys("4")
     browser.find_element(By.ID, "output").send_keys("dash/merged")
@@ -268,3 +281,19 @@ def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser
     assert job["kind"] == "merge" and job["params"]["method"] == "lego" and job["params"]["rank"] == 4
     lineage = httpx.get(f"{url}/api/v1/adapters/dash/merged/versions/1/lineage", headers=auth).json()
     assert sorted(p["version"] for p in lineage["parents"]) == ["dash/second@1", "dash/uploaded@1"]
+
+    # the lineage graph links each parent to its own page, and that page links back to the merged child
+    page_errors(browser)  # drain what earlier tests left in the browser log (e.g. the deliberate 404 page)
+    open_page(browser, url, token, "#/adapters/dash/merged@1")
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#lineage-graph [data-node="dash/second@1"] a'),
+             what="parent node linked")
+    hrefs = {n.get_attribute("data-node"): n.find_element(By.TAG_NAME, "a").get_dom_attribute("href")
+             for n in browser.find_elements(By.CSS_SELECTOR, "#lineage-graph g.node:not(.self)")}
+    assert set(hrefs) == {"dash/second@1", "dash/uploaded@1"}
+    assert hrefs == {"dash/second@1": "#/adapters/dash/second@1", "dash/uploaded@1": "#/adapters/dash/uploaded@1"}
+    edges = browser.find_elements(By.CSS_SELECTOR, "#lineage-graph path.edge")
+    assert [e.get_attribute("data-relation") for e in edges] == ["merged_from", "merged_from"]
+    browser.find_element(By.CSS_SELECTOR, '#lineage-graph [data-node="dash/second@1"] a').click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#lineage-graph [data-node="dash/merged@1"] a'),
+             what="child linked back from the parent's page")
+    assert page_errors(browser) == []

@@ -7,7 +7,6 @@
 
 const API = "/api/v1";
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const MERGE_METHODS = ["lego", "linear", "cat", "svd", "ties", "dare_linear", "dare_ties"];
 let viewCleanup = [];  // timers and stream aborts owned by the current view, cleared on navigation
 
 // ---------- small helpers ----------
@@ -43,14 +42,8 @@ function errorText(body) {
   return typeof body === "string" ? body : JSON.stringify(body);
 }
 
-// List endpoints may answer a bare array or an object wrapping one; accept both.
-function items(body) {
-  if (Array.isArray(body)) return body;
-  if (!body || typeof body !== "object") return [];
-  for (const k of ["items", "jobs", "adapters", "versions", "bases", "datasets", "events", "results"])
-    if (Array.isArray(body[k])) return body[k];
-  return [];
-}
+// Every list endpoint answers {"items": [...]} (see the response models in /openapi.json).
+function items(body) { return body.items; }
 
 function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -85,19 +78,18 @@ function progressBar(job, big = false) {
 
 function stateBadge(state) { return `<span class="state state-${esc(state)}" data-state="${esc(state)}">${esc(state)}</span>`; }
 
-// "ns/name@N" -> dashboard link to that version.
-function refLink(ref) {
+// "ns/name@N" of an adapter, dataset or generator -> dashboard link to that version.
+function refLink(ref, object = "adapter") {
   const s = String(ref);
   const m = s.match(/^([^/@]+)\/([^/@]+)(?:@(.+))?$/);
   if (!m || s.startsWith("builtin:")) return esc(s);
-  return `<a class="ref" href="#/adapters/${esc(m[1])}/${esc(m[2])}${m[3] ? "@" + esc(m[3]) : ""}">${esc(s)}</a>`;
+  return `<a class="ref" data-object="${esc(object)}" href="#/${esc(object)}s/${esc(m[1])}/${esc(m[2])}${m[3] ? "@" + esc(m[3]) : ""}">${esc(s)}</a>`;
 }
 
-function inputRefs(inputs) {
-  if (!inputs) return [];
-  if (Array.isArray(inputs)) return inputs.map(x => typeof x === "string" ? x : (x.ref || JSON.stringify(x)));
-  if (typeof inputs === "object") return Object.values(inputs).flat().map(String);
-  return [String(inputs)];
+let kindsCache = null;  // GET /job-kinds, read once: which params of each kind name registry objects
+async function jobKinds() {
+  if (!kindsCache) kindsCache = api("/job-kinds").then(b => Object.fromEntries(b.items.map(k => [k.name, k])));
+  return kindsCache;
 }
 
 function kv(obj) {
@@ -132,55 +124,88 @@ async function viewJobs(root) {
 async function viewJob(root, id) {
   root.innerHTML = `<h1>Job <span id="job-id">${esc(id)}</span></h1>
     <div class="card"><div id="job-head"></div></div>
-    <div class="grid"><div class="card"><h2>Loss</h2><div id="loss"></div></div>
+    <div class="grid"><div class="card"><h2>Loss</h2><div id="loss"></div><div id="other-metrics"></div></div>
     <div class="card"><h2>Params</h2><div id="params"></div></div></div>
+    <div class="card" id="result-card" hidden><h2>Result</h2><div id="result"></div></div>
     <div class="card"><h2>Log</h2><pre class="log" id="log"></pre></div>`;
-  const loss = [];  // [step, loss]
+  const kinds = await jobKinds();
+  const series = new Map();  // metric name -> [[step, value]]
   const log = root.querySelector("#log");
   let job = null;
 
+  function paramValue(kind, name, value) {
+    const ref = kind && kind.references[name];
+    if (ref && ref.object !== "base" && typeof value === "string") return refLink(value, ref.object);
+    return typeof value === "object" && value !== null ? `<pre class="json">${esc(JSON.stringify(value, null, 1))}</pre>` : esc(value);
+  }
+
   async function refreshJob() {
     job = await api("/jobs/" + encodeURIComponent(id));
+    const kind = kinds[job.kind];
+    const made = kind && ["adapter", "dataset", "generator"].includes(kind.output) ? kind.output : (kind ? kind.inputs.object : "adapter");
     root.querySelector("#job-head").innerHTML = `
       <p>${stateBadge(job.state)} <b>${esc(job.kind)}</b> <span class="muted">stage</span> <span id="stage">${esc(job.stage || "")}</span>
-      <span class="muted">attempts</span> ${esc(job.attempts ?? "")} <span class="muted">worker</span> ${esc(job.worker || "")}
+      <span class="muted">attempts</span> ${esc(job.attempts)} <span class="muted">worker</span> ${esc(job.worker || "")}
       <span class="muted">duration</span> ${duration(job)}</p>
       ${progressBar(job, true)}
       <dl class="kv" style="margin-top:10px">
-        <dt>inputs</dt><dd>${inputRefs(job.inputs).map(refLink).join(" ") || "none"}</dd>
-        <dt>output</dt><dd>${esc(typeof job.output === "object" ? JSON.stringify(job.output) : job.output ?? "")}</dd>
-        <dt>results</dt><dd id="results">${(job.results || []).map(refLink).join(" ") || "<span class='muted'>none yet</span>"}</dd>
+        <dt>inputs</dt><dd>${job.inputs.map(r => refLink(r, kind ? kind.inputs.object : "adapter")).join(" ") || "none"}</dd>
+        <dt>output</dt><dd>${job.output ? esc(job.output.namespace + "/" + job.output.name) : "<span class='muted'>none</span>"}</dd>
+        <dt>results</dt><dd id="results">${job.results.map(r => refLink(r, made)).join(" ") || "<span class='muted'>none yet</span>"}</dd>
         <dt>created</dt><dd>${when(job.created_at)}</dd><dt>started</dt><dd>${when(job.started_at)}</dd>
         <dt>finished</dt><dd>${when(job.finished_at)}</dd>
-        ${job.error ? `<dt>error</dt><dd class="error">${esc(typeof job.error === "object" ? JSON.stringify(job.error) : job.error)}</dd>` : ""}
+        ${job.error ? `<dt>error</dt><dd class="error" id="job-error">${esc(job.error.type)}: ${esc(job.error.message)}</dd>` : ""}
       </dl>
       <p>${TERMINAL.has(job.state) ? `<button id="retry" class="secondary">Retry</button>` : `<button id="cancel" class="secondary">Cancel</button>`}</p>`;
     const cancel = root.querySelector("#cancel"), retry = root.querySelector("#retry");
     if (cancel) cancel.onclick = () => api(`/jobs/${id}/cancel`, { method: "POST" }).then(refreshJob).catch(e => flash(e.message));
-    if (retry) retry.onclick = () => api(`/jobs/${id}/retry`, { method: "POST" })
-      .then(j => { location.hash = "#/jobs/" + (j && j.id ? j.id : id); route(); }).catch(e => flash(e.message));
-    root.querySelector("#params").innerHTML = kv(job.params);
+    if (retry) retry.onclick = () => api(`/jobs/${id}/retry`, { method: "POST" }).then(refreshJob).catch(e => flash(e.message));
+    const rows = Object.entries(job.params).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${paramValue(kind, k, v)}</dd>`);
+    root.querySelector("#params").innerHTML = `<dl class="kv">${rows.join("")}</dl>`;
+    if (job.result) {
+      root.querySelector("#result-card").hidden = false;
+      root.querySelector("#result").innerHTML = resultView(job.result);
+    }
   }
 
-  function onEvent(ev) {
-    const data = ev.data && typeof ev.data === "object" ? ev.data : (ev.metrics || ev.payload || {});
-    // metric events are {"type": "metric", "data": {"name": "loss", "value", "step"}}
-    const lossValue = ev.loss ?? data.loss ?? (data.name === "loss" ? data.value : undefined);
-    if (lossValue !== undefined && lossValue !== null) {
-      loss.push([Number(ev.step ?? data.step ?? loss.length), Number(lossValue)]);
-      root.querySelector("#loss").innerHTML = lossChart(loss);
-    }
-    const msg = ev.message ?? data.message ?? (lossValue !== undefined ? `step ${ev.step ?? data.step} loss ${Number(lossValue).toFixed(4)}` : JSON.stringify(data));
-    const kind = ev.type || ev.kind || ev.level || "";
-    log.textContent += `${ev.at ? new Date(ev.at).toLocaleTimeString() + " " : ""}${kind ? "[" + kind + "] " : ""}${msg}\n`;
+  function drawMetrics() {
+    root.querySelector("#loss").innerHTML = lossChart(series.get("loss") || []);
+    root.querySelector("#other-metrics").innerHTML = [...series].filter(([n]) => n !== "loss" && n !== "lr")
+      .map(([n, pts]) => `<h3>${esc(n)}</h3>${lossChart(pts, "metric-" + n.replace(/[^A-Za-z0-9_-]/g, "_"))}`).join("");
+  }
+
+  function onEvent(ev) {  // {seq, at, type: state|progress|log|metric|error, data}
+    const d = ev.data;
+    let line;
+    if (ev.type === "metric") {
+      if (!series.has(d.name)) series.set(d.name, []);
+      series.get(d.name).push([d.step ?? series.get(d.name).length, d.value]);
+      drawMetrics();
+      if (d.name === "lr") return;
+      line = `${d.name} = ${Number(d.value).toPrecision(5)}${d.step != null ? " (step " + d.step + ")" : ""}`;
+    } else if (ev.type === "progress") line = `${pct(d.progress)} % ${d.stage || ""}`;
+    else if (ev.type === "state") line = d.state + (d.results ? " " + d.results.join(" ") : "");
+    else if (ev.type === "error") line = `${d.type}: ${d.message}\n${d.traceback || ""}`;
+    else line = d.message;
+    log.textContent += `${new Date(ev.at).toLocaleTimeString()} [${ev.type}] ${line}\n`;
     log.scrollTop = log.scrollHeight;
-    if (ev.progress !== undefined || ev.state !== undefined || kind === "state" || kind === "progress") refreshJob().catch(() => {});
+    if (ev.type === "state" || ev.type === "progress") refreshJob().catch(() => {});
   }
 
   await refreshJob();
-  root.querySelector("#loss").innerHTML = lossChart(loss);
+  drawMetrics();
   followEvents(id, onEvent, () => job && TERMINAL.has(job.state));
   every(1000, () => { if (job && !TERMINAL.has(job.state)) refreshJob().catch(() => {}); });
+}
+
+// A job's result data: completions (infer) as a table, anything else as key/value.
+function resultView(result) {
+  if (Array.isArray(result.completions)) {
+    return `<table id="completions"><thead><tr><th>prompt</th><th>completion</th>${result.gate_weights ? "<th>gate weight</th>" : ""}</tr></thead><tbody>
+      ${result.completions.map((c, i) => `<tr><td>${esc(result.prompts ? result.prompts[i] : "")}</td><td class="completion">${esc(c)}</td>
+        ${result.gate_weights ? `<td class="gate">${Number(result.gate_weights[i]).toFixed(3)}</td>` : ""}</tr>`).join("")}</tbody></table>`;
+  }
+  return kv(result);
 }
 
 // Stream events over SSE with fetch; fall back to polling ?after= when streaming is not possible.
@@ -190,8 +215,8 @@ function followEvents(id, onEvent, isDone) {
   let after = null;
   const seen = new Set();
   const deliver = ev => {
-    const key = ev.id ?? ev.seq;
-    if (key !== undefined) { if (seen.has(key)) return; seen.add(key); after = key; }
+    if (seen.has(ev.seq)) return;
+    seen.add(ev.seq); after = ev.seq;
     onEvent(ev);
   };
 
@@ -212,7 +237,8 @@ function followEvents(id, onEvent, isDone) {
         const block = buf.slice(0, cut); buf = buf.slice(cut + 2);
         const data = block.split("\n").filter(l => l.startsWith("data:")).map(l => l.slice(5).replace(/^ /, "")).join("\n");
         if (!data) continue;
-        try { deliver(JSON.parse(data)); } catch (_) { onEvent({ message: data }); }
+        const ev = JSON.parse(data);
+        if (ev.seq !== undefined) deliver(ev);  // the closing "end" event carries no seq
       }
     }
   }
@@ -235,14 +261,14 @@ function followEvents(id, onEvent, isDone) {
 }
 
 // SVG line chart of [step, loss] points, drawn by hand to keep the page dependency-free.
-function lossChart(points) {
+function lossChart(points, id = "loss-chart") {
   const W = 480, H = 200, L = 46, B = 26, T = 10, R = 10;
-  if (!points.length) return `<svg id="loss-chart" width="${W}" height="${H}"><text x="${W / 2}" y="${H / 2}" text-anchor="middle" class="muted">no loss reported yet</text></svg>`;
+  if (!points.length) return `<svg id="${id}" width="${W}" height="${H}"><text x="${W / 2}" y="${H / 2}" text-anchor="middle" class="muted">no loss reported yet</text></svg>`;
   const xs = points.map(p => p[0]), ys = points.map(p => p[1]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y0 = Math.min(...ys), y1 = Math.max(...ys, y0 + 1e-9);
   const sx = x => L + (x - x0) / (x1 - x0) * (W - L - R), sy = y => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const d = points.map((p, i) => `${i ? "L" : "M"}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join("");
-  return `<svg id="loss-chart" width="${W}" height="${H}" data-points="${points.length}">
+  return `<svg id="${id}" width="${W}" height="${H}" data-points="${points.length}">
     <line class="axis" x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}"/><line class="axis" x1="${L}" y1="${T}" x2="${L}" y2="${H - B}"/>
     <text x="${L - 4}" y="${T + 8}" text-anchor="end">${y1.toPrecision(3)}</text>
     <text x="${L - 4}" y="${H - B}" text-anchor="end">${y0.toPrecision(3)}</text>
@@ -250,194 +276,194 @@ function lossChart(points) {
     <path class="curve" d="${d}"/></svg>`;
 }
 
-async function viewAdapters(root) {
+// Adapters, datasets and generators are versioned the same way; one list view and one page serve all three.
+async function viewArtifacts(root, plural) {
+  const object = plural.slice(0, -1);
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
-  root.innerHTML = `<h1>Adapters</h1>
+  root.innerHTML = `<h1>${esc(plural[0].toUpperCase() + plural.slice(1))}</h1>
     <form id="adapter-search"><input name="q" placeholder="search" value="${esc(params.get("q") || "")}">
     <input name="namespace" placeholder="namespace" value="${esc(params.get("namespace") || "")}">
     <input name="base" placeholder="base" value="${esc(params.get("base") || "")}"> <button>Filter</button></form><br>
-    <table id="adapters"><thead><tr><th>adapter</th><th>base</th><th>latest</th><th>tags</th><th>description</th></tr></thead><tbody></tbody></table>`;
+    <table id="${esc(plural)}"><thead><tr><th>${esc(object)}</th><th>base</th><th>latest</th><th>tags</th><th>description</th></tr></thead><tbody></tbody></table>`;
   root.querySelector("#adapter-search").onsubmit = e => {
     e.preventDefault();
     const q = new URLSearchParams([...new FormData(e.target)].filter(([, v]) => v));
-    location.hash = "#/adapters" + (q.toString() ? "?" + q : "");
+    location.hash = `#/${plural}` + (q.toString() ? "?" + q : "");
   };
   const q = new URLSearchParams([...params].filter(([k, v]) => v && ["q", "namespace", "base"].includes(k)));
-  const list = items(await api("/adapters" + (q.toString() ? "?" + q : "")));
-  root.querySelector("tbody").innerHTML = list.map(a => {
-    const ns = a.namespace, name = a.name;
-    return `<tr data-adapter="${esc(ns)}/${esc(name)}"><td><a href="#/adapters/${esc(ns)}/${esc(name)}">${esc(ns)}/${esc(name)}</a></td>
-      <td>${esc(a.base || a.base_model || "")}</td><td>${esc(a.latest_version ?? a.latest ?? "")}</td>
-      <td>${tagList(a.tags)}</td><td>${esc(a.description || "")}</td></tr>`;
-  }).join("") || `<tr><td colspan="5" class="muted">no adapters</td></tr>`;
+  const list = items(await api(`/${plural}` + (q.toString() ? "?" + q : "")));
+  root.querySelector("tbody").innerHTML = list.map(a => `<tr data-${esc(object)}="${esc(a.namespace)}/${esc(a.name)}">
+      <td><a href="#/${esc(plural)}/${esc(a.namespace)}/${esc(a.name)}">${esc(a.namespace)}/${esc(a.name)}</a></td>
+      <td>${esc(a.base || "")}</td><td>${esc(a.latest ?? "")}</td><td>${tagList(a.tags)}</td><td>${esc(a.description || "")}</td></tr>`)
+    .join("") || `<tr><td colspan="5" class="muted">no ${esc(plural)}</td></tr>`;
 }
 
-function tagList(tags) {
-  if (!tags) return "";
-  if (Array.isArray(tags)) return tags.map(t => `<span class="tag">${esc(typeof t === "object" ? `${t.name ?? t.tag}→${t.version}` : t)}</span>`).join("");
-  return Object.entries(tags).map(([t, v]) => `<span class="tag">${esc(t)}→${esc(v)}</span>`).join("");
-}
+function tagList(tags) { return Object.entries(tags).map(([t, v]) => `<span class="tag">${esc(t)}→${esc(v)}</span>`).join(""); }
 
-function versionNumber(v) { return v.version ?? v.number; }
-
-async function viewAdapter(root, ns, nameRef) {
+async function viewArtifact(root, plural, ns, nameRef) {
+  const object = plural.slice(0, -1);
   const [name, wanted] = nameRef.split("@");
-  const base = `/adapters/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
-  const [adapter, versionsBody] = await Promise.all([api(base), api(base + "/versions")]);
-  const versions = items(versionsBody).slice().sort((a, b) => versionNumber(b) - versionNumber(a));
+  const base = `/${plural}/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
+  const [artifact, versionsBody] = await Promise.all([api(base), api(base + "/versions")]);
+  const versions = items(versionsBody).slice().sort((a, b) => b.number - a.number);
   const newest = versions.find(v => !v.yanked) || versions[0];
-  const ref = wanted || (newest ? versionNumber(newest) : "latest");
-  root.innerHTML = `<h1>${esc(ns)}/${esc(name)}</h1>
-    <div class="card"><dl class="kv"><dt>base</dt><dd>${esc(adapter.base || adapter.base_model || "")}</dd>
-      <dt>description</dt><dd>${esc(adapter.description || "")}</dd><dt>tags</dt><dd>${tagList(adapter.tags)}</dd></dl></div>
+  const ref = wanted || (newest ? newest.number : "latest");
+  root.innerHTML = `<h1>${esc(ns)}/${esc(name)} <span class="muted">${esc(object)}</span></h1>
+    <div class="card"><dl class="kv"><dt>base</dt><dd>${esc(artifact.base || "")}</dd>
+      <dt>description</dt><dd>${esc(artifact.description || "")}</dd><dt>tags</dt><dd>${tagList(artifact.tags)}</dd></dl></div>
     <div class="grid"><div class="card"><h2>Versions</h2><table id="versions"><thead><tr><th>version</th><th>created</th><th>by</th><th></th></tr></thead><tbody>
-      ${versions.map(v => `<tr data-version="${esc(versionNumber(v))}"><td><a href="#/adapters/${esc(ns)}/${esc(name)}@${esc(versionNumber(v))}">v${esc(versionNumber(v))}</a></td>
-        <td>${when(v.created_at)}</td><td>${esc(v.created_by || v.creator || "")}</td><td>${v.yanked ? "<span class='muted'>yanked</span>" : ""}</td></tr>`).join("")}
+      ${versions.map(v => `<tr data-version="${esc(v.number)}"><td><a href="#/${esc(plural)}/${esc(ns)}/${esc(name)}@${esc(v.number)}">v${esc(v.number)}</a></td>
+        <td>${when(v.created_at)}</td><td>${v.job_id ? `<a href="#/jobs/${esc(v.job_id)}">job ${esc(v.job_id.slice(0, 8))}</a>` : esc(v.created_by || "")}</td>
+        <td>${v.yanked ? "<span class='muted'>yanked</span>" : ""}</td></tr>`).join("")}
     </tbody></table></div><div class="card" id="version-card"><p class="muted">loading version…</p></div></div>
+    <div id="extras"></div>
     <div class="card"><h2>Lineage</h2><div id="lineage"></div></div>`;
   const v = await api(`${base}/versions/${encodeURIComponent(ref)}`);
-  const num = versionNumber(v) ?? ref;
-  const files = items(v.files || v.manifest || []);
-  root.querySelector("#version-card").innerHTML = `<h2 id="version-title">Version ${esc(num)}</h2>
-    <dl class="kv"><dt>created</dt><dd>${when(v.created_at)}</dd><dt>by</dt><dd>${esc(v.created_by || v.creator || v.job_id || "")}</dd>
+  root.querySelector("#version-card").innerHTML = `<h2 id="version-title">Version ${esc(v.number)}</h2>
+    <dl class="kv"><dt>created</dt><dd>${when(v.created_at)}</dd><dt>by</dt><dd>${esc(v.created_by || "")}</dd>
     ${v.yanked ? "<dt>yanked</dt><dd>yes</dd>" : ""}</dl>
-    <h2>Files</h2><table id="files"><tbody>${files.map(f => `<tr><td><a download href="${API}${base}/versions/${esc(num)}/files/${encodeURIComponent(f.name || f.filename)}">${esc(f.name || f.filename)}</a></td>
-      <td>${esc(f.size ?? "")} B</td><td class="muted" title="${esc(f.sha256)}">${esc(String(f.sha256 || "").slice(0, 12))}</td></tr>`).join("")}</tbody></table>
+    <h2>Files</h2><table id="files"><tbody>${v.files.map(f => `<tr><td><a download href="${API}${base}/versions/${esc(v.number)}/files/${encodeURIComponent(f.name)}">${esc(f.name)}</a></td>
+      <td>${esc(f.size)} B</td><td class="muted" title="${esc(f.sha256)}">${esc(f.sha256.slice(0, 12))}</td></tr>`).join("")}</tbody></table>
     <h2>Metrics</h2><div id="metrics">${kv(v.metrics)}</div>
-    <h2>Config</h2><pre class="json">${esc(JSON.stringify(v.config || v.peft_config || {}, null, 1))}</pre>`;
+    ${v.peft_config ? `<h2>Config</h2><pre class="json">${esc(JSON.stringify(v.peft_config, null, 1))}</pre>` : ""}`;
+  for (const extra of versionExtras) {
+    const html = extra(object, v);
+    if (html) root.querySelector("#extras").insertAdjacentHTML("beforeend", html);
+  }
+  versionHooks.forEach(hook => hook(root, object, v));
   try {
-    const lineage = await api(`${base}/versions/${encodeURIComponent(num)}/lineage`);
-    root.querySelector("#lineage").innerHTML = lineageGraph(`${ns}/${name}@${num}`, lineage);
+    const lineage = await api(`${base}/versions/${encodeURIComponent(v.number)}/lineage`);
+    root.querySelector("#lineage").innerHTML = lineageGraph({ version: v.ref, object }, lineage);
   } catch (e) { root.querySelector("#lineage").innerHTML = `<p class="muted">${esc(e.message)}</p>`; }
 }
 
-function nodeRef(n) {
-  if (typeof n === "string") return n;
-  if (!n) return "?";
-  if (n.ref) return n.ref;
-  if (n.dataset) return "dataset " + nodeRef(n.dataset);
-  const ns = n.namespace, name = n.name ?? n.adapter, ver = n.version ?? n.number;
-  return ns && name ? `${ns}/${name}${ver !== undefined ? "@" + ver : ""}` : JSON.stringify(n);
-}
+// Panels a method adds to a version page: versionExtras return HTML (or ""), versionHooks wire it up.
+const versionExtras = [];
+const versionHooks = [];
 
-// Normalise the lineage answer into edges parent -> child; several shapes are accepted because the API is young.
-function lineageEdges(self, body) {
-  const edges = [];
-  const add = (from, to, rel) => edges.push({ from: nodeRef(from), to: nodeRef(to), rel: rel || "" });
-  if (Array.isArray(body)) body.forEach(e => add(e.parent ?? e.source ?? e.from, e.child ?? e.target ?? e.to ?? self, e.relation));
-  else if (body && typeof body === "object") {
-    (body.edges || []).forEach(e => add(e.parent ?? e.source ?? e.from, e.child ?? e.target ?? e.to, e.relation));
-    (body.parents || body.ancestors || body.sources || []).forEach(p => add(p.version_ref ?? p.parent ?? p, p.child ?? self, p.relation));
-    (body.children || body.descendants || []).forEach(c => add(c.parent ?? self, c.version_ref ?? c.child ?? c, c.relation));
-  }
-  return edges;
-}
-
-// Layered SVG graph: ancestors to the left, this version in the middle, descendants to the right.
+// Layered SVG graph: parents to the left, this version in the middle, children to the right. An edge to something
+// the caller may not read arrives as {hidden: true} and is drawn as an unnamed, unlinked node.
 function lineageGraph(self, body) {
-  const edges = lineageEdges(self, body);
-  const depth = new Map([[self, 0]]);
-  for (let changed = true, guard = 0; changed && guard < 50; guard++) {
-    changed = false;
-    for (const e of edges) {
-      if (depth.has(e.to) && !depth.has(e.from)) { depth.set(e.from, depth.get(e.to) - 1); changed = true; }
-      if (depth.has(e.from) && !depth.has(e.to)) { depth.set(e.to, depth.get(e.from) + 1); changed = true; }
-    }
-  }
-  edges.forEach(e => { if (!depth.has(e.from)) depth.set(e.from, -1); if (!depth.has(e.to)) depth.set(e.to, 0); });
+  const key = n => n.hidden ? `hidden-${n.i}` : `${n.object}:${n.version}`;
+  const selfKey = key(self);
+  const nodes = new Map([[selfKey, { ...self, depth: 0 }]]);
+  const edges = [];
+  body.parents.forEach((p, i) => { const n = { ...p, i: "p" + i }; nodes.set(key(n), { ...n, depth: -1 }); edges.push({ from: key(n), to: selfKey, rel: p.relation }); });
+  body.children.forEach((c, i) => { const n = { ...c, i: "c" + i }; nodes.set(key(n), { ...n, depth: 1 }); edges.push({ from: selfKey, to: key(n), rel: c.relation }); });
   const cols = new Map();
-  for (const [n, d] of depth) { if (!cols.has(d)) cols.set(d, []); cols.get(d).push(n); }
+  for (const [k, n] of nodes) { if (!cols.has(n.depth)) cols.set(n.depth, []); cols.get(n.depth).push(k); }
   const ds = [...cols.keys()].sort((a, b) => a - b);
-  const NW = 190, NH = 28, GX = 120, GY = 16;
+  const NW = 210, NH = 28, GX = 120, GY = 16;
   const rows = Math.max(...[...cols.values()].map(c => c.length));
   const W = ds.length * NW + (ds.length - 1) * GX + 20, H = rows * (NH + GY) + 20;
   const pos = new Map();
-  ds.forEach((d, ci) => cols.get(d).forEach((n, ri) => pos.set(n, [10 + ci * (NW + GX), 10 + ri * (NH + GY) + (rows - cols.get(d).length) * (NH + GY) / 2])));
+  ds.forEach((d, ci) => cols.get(d).forEach((k, ri) => pos.set(k, [10 + ci * (NW + GX), 10 + ri * (NH + GY) + (rows - cols.get(d).length) * (NH + GY) / 2])));
   const lines = edges.map(e => {
     const [x1, y1] = pos.get(e.from), [x2, y2] = pos.get(e.to);
     const a = [x1 + NW, y1 + NH / 2], b = [x2, y2 + NH / 2];
     return `<path class="edge" data-relation="${esc(e.rel)}" d="M${a[0]},${a[1]} C${a[0] + GX / 2},${a[1]} ${b[0] - GX / 2},${b[1]} ${b[0] - 2},${b[1]}"/>
       <text class="edge-label" x="${(a[0] + b[0]) / 2}" y="${(a[1] + b[1]) / 2 - 4}" text-anchor="middle">${esc(e.rel)}</text>`;
   });
-  const nodes = [...pos].map(([n, [x, y]]) => {
-    const m = n.match(/^([^/@ ]+)\/([^/@ ]+)@(.+)$/);
-    const label = `<rect width="${NW}" height="${NH}" rx="6"/><text x="${NW / 2}" y="${NH / 2 + 4}" text-anchor="middle">${esc(n.length > 30 ? n.slice(0, 29) + "…" : n)}</text>`;
-    const inner = m && n !== self ? `<a href="#/adapters/${esc(m[1])}/${esc(m[2])}@${esc(m[3])}">${label}</a>` : label;
-    return `<g class="node${n === self ? " self" : ""}" data-node="${esc(n)}" transform="translate(${x},${y})"><title>${esc(n)}</title>${inner}</g>`;
+  const drawn = [...pos].map(([k, [x, y]]) => {
+    const n = nodes.get(k);
+    const text = n.hidden ? "hidden" : (n.object !== "adapter" ? n.object + " " : "") + n.version;
+    const label = `<rect width="${NW}" height="${NH}" rx="6"/><text x="${NW / 2}" y="${NH / 2 + 4}" text-anchor="middle">${esc(text.length > 32 ? text.slice(0, 31) + "…" : text)}</text>`;
+    const m = n.hidden ? null : n.version.match(/^([^/@ ]+)\/([^/@ ]+)@(.+)$/);
+    const inner = m && k !== selfKey ? `<a href="#/${esc(n.object)}s/${esc(m[1])}/${esc(m[2])}@${esc(m[3])}">${label}</a>` : label;
+    return `<g class="node${k === selfKey ? " self" : ""}${n.hidden ? " hidden" : ""}" data-node="${esc(n.hidden ? "hidden" : n.version)}" data-object="${esc(n.object || "")}" transform="translate(${x},${y})"><title>${esc(text)}</title>${inner}</g>`;
   });
   return `<svg id="lineage-graph" width="${W}" height="${H}" data-edges="${edges.length}">
-    <defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#9aa3b1"/></marker></defs>
-    ${lines.join("")}${nodes.join("")}</svg>${edges.length ? "" : `<p class="muted">no lineage: uploaded directly</p>`}`;
+    ${lines.join("")}${drawn.join("")}</svg>${edges.length ? "" : `<p class="muted">no lineage: uploaded directly</p>`}`;
 }
 
 async function viewBases(root) {
   const bases = items(await api("/bases"));
   root.innerHTML = `<h1>Bases</h1><table id="bases"><thead><tr><th>name</th><th>architecture</th><th>aliases</th><th>modules</th><th></th></tr></thead><tbody>
-    ${bases.map(b => `<tr data-base="${esc(b.name)}"><td>${esc(b.name)}</td><td>${esc(b.architecture || "")}</td><td>${esc((b.aliases || []).join(", "))}</td>
-      <td>${esc(Object.keys(b.modules || b.module_shapes || {}).length || "")}</td><td><a href="#/adapters?base=${encodeURIComponent(b.name)}">adapters</a></td></tr>`).join("") ||
+    ${bases.map(b => `<tr data-base="${esc(b.name)}"><td>${esc(b.name)}</td><td>${esc(b.architecture)}</td><td>${esc(b.aliases.join(", "))}</td>
+      <td>${esc(Object.keys(b.module_shapes).length)}</td><td><a href="#/adapters?base=${encodeURIComponent(b.name)}">adapters</a></td></tr>`).join("") ||
       `<tr><td colspan="5" class="muted">no bases</td></tr>`}</tbody></table>`;
 }
 
-async function viewDatasets(root) {
-  const list = items(await api("/datasets"));
-  root.innerHTML = `<h1>Datasets</h1><table id="datasets"><thead><tr><th>dataset</th><th>latest</th><th>description</th></tr></thead><tbody>
-    ${list.map(d => `<tr><td>${esc(d.namespace)}/${esc(d.name)}</td><td>${esc(d.latest_version ?? d.latest ?? "")}</td><td>${esc(d.description || "")}</td></tr>`).join("") ||
-      `<tr><td colspan="3" class="muted">no datasets</td></tr>`}</tbody></table>`;
-}
-
+// The form is built from GET /api/v1/job-kinds: each kind's inputs range, output and params JSON schema, and which
+// params name registry objects. A new kind needs no code here.
 async function viewNewJob(root) {
-  const [bases, adapters, datasets] = await Promise.all([
-    api("/bases").then(items), api("/adapters").then(items), api("/datasets").then(items).catch(() => [])]);
+  const [kinds, bases, adapters, datasets, generators] = await Promise.all([
+    api("/job-kinds").then(b => b.items), api("/bases").then(b => b.items), api("/adapters").then(b => b.items),
+    api("/datasets").then(b => b.items), api("/generators").then(b => b.items).catch(() => [])]);
+  const objects = { adapter: adapters, dataset: datasets, generator: generators };
+  const wanted = new URLSearchParams(location.hash.split("?")[1] || "").get("kind");
   root.innerHTML = `<h1>New job</h1><form class="job card" id="job-form">
-    <label for="kind">kind</label><select id="kind" name="kind"><option value="train">train</option><option value="merge">merge</option></select>
-    <div id="train-fields">
-      <label for="base">base</label><select id="base" name="base">${bases.map(b => `<option>${esc(b.name)}</option>`).join("")}</select>
-      <label for="source">training data: a built-in task or a dataset version</label>
-      <select id="source" name="source"><option value="task">built-in task</option>${datasets.map(d =>
-        `<option value="dataset:${esc(d.namespace)}/${esc(d.name)}@${esc(d.latest_version ?? "latest")}">dataset ${esc(d.namespace)}/${esc(d.name)}</option>`).join("")}</select>
-      <label for="task">task</label><input id="task" name="task" value="builtin:boolean_expressions?n=64&seed=0">
-      <div class="row"><div><label for="steps">steps</label><input id="steps" name="steps" type="number" min="1" value="20"></div>
-        <div><label for="rank">rank</label><input id="rank" name="rank" type="number" min="1" value="4"></div>
-        <div><label for="lr">learning rate</label><input id="lr" name="lr" type="number" step="any" value="0.001"></div>
-        <div><label for="batch_size">batch size</label><input id="batch_size" name="batch_size" type="number" min="1" value="4"></div></div>
-      <div class="row"><div><label for="seed">seed</label><input id="seed" name="seed" type="number" value="0"></div></div>
-    </div>
-    <div id="merge-fields" hidden>
-      <label>adapters to merge (version or tag)</label><div id="merge-inputs">${adapters.map(a =>
-        `<div class="pick"><input type="checkbox" value="${esc(a.namespace)}/${esc(a.name)}" id="pick-${esc(a.namespace)}-${esc(a.name)}">
-         <label for="pick-${esc(a.namespace)}-${esc(a.name)}">${esc(a.namespace)}/${esc(a.name)}</label> @ <input class="ref" value="${esc(a.latest ?? "latest")}"></div>`).join("") ||
-        "<p class='muted'>no adapters yet</p>"}</div>
-      <div class="row"><div><label for="method">method</label><select id="method" name="method">${MERGE_METHODS.map(m => `<option>${m}</option>`).join("")}</select></div>
-        <div><label for="merge-rank">rank (k)</label><input id="merge-rank" type="number" min="1" value="8"></div>
-        <div><label for="weights">weights (comma separated, optional)</label><input id="weights"></div>
-        <div><label for="density">density (ties/dare)</label><input id="density" type="number" step="any" placeholder="0.5"></div></div>
-    </div>
-    <label for="output">output adapter (namespace/name)</label><input id="output" name="output" placeholder="me/my-adapter" required>
+    <label for="kind">kind</label><select id="kind" name="kind">${kinds.filter(k => k.name !== "noop")
+      .map(k => `<option value="${esc(k.name)}"${k.name === wanted ? " selected" : ""}>${esc(k.name)} — ${esc(k.summary)}</option>`).join("")}</select>
+    <div id="kind-fields"></div>
     <p><button id="submit-job" type="submit">Submit</button></p></form>`;
   const $ = s => root.querySelector(s);
-  const sync = () => { const merge = $("#kind").value === "merge"; $("#merge-fields").hidden = !merge; $("#train-fields").hidden = merge;
-    $("#task").disabled = $("#source").value !== "task"; };
-  $("#kind").onchange = sync; $("#source").onchange = sync; sync();
+  const kind = () => kinds.find(k => k.name === $("#kind").value);
+
+  function refOptions(object, builtin) {
+    if (object === "base") return bases.map(b => `<option value="${esc(b.name)}">${esc(b.name)}</option>`).join("");
+    const list = (objects[object] || []).map(o => `${o.namespace}/${o.name}@${o.latest ?? "latest"}`);
+    return (builtin ? ["builtin:boolean_expressions?n=64&seed=0"] : []).concat(list)
+      .map(v => `<option value="${esc(v)}">${esc(v)}</option>`).join("");
+  }
+
+  function field(name, schema, ref, required) {
+    const id = "p-" + name, types = (schema.anyOf || [schema]).map(t => t.type);
+    const label = `<label for="${id}">${esc(name)}${required ? " *" : ""}${schema.description ? ` <span class="muted">${esc(schema.description)}</span>` : ""}</label>`;
+    const def = schema.default;
+    if (ref) return label + `<input id="${id}" list="${id}-list" data-param="${esc(name)}" data-kind="text"
+        placeholder="${ref.object === "base" ? "base name" : "namespace/name@version"}${ref.builtin ? " or builtin:task" : ""}">
+      <datalist id="${id}-list">${refOptions(ref.object, ref.builtin)}</datalist>`;
+    const en = schema.enum || (schema.anyOf || []).flatMap(t => t.enum || []);
+    if (en.length) return label + `<select id="${id}" data-param="${esc(name)}" data-kind="text">${types.includes("null") ? "<option value=''>(default)</option>" : ""}
+      ${en.map(v => `<option${v === def ? " selected" : ""}>${esc(v)}</option>`).join("")}</select>`;
+    if (types.includes("boolean")) return `<div class="pick"><input type="checkbox" id="${id}" data-param="${esc(name)}" data-kind="bool"${def ? " checked" : ""}> ${label}</div>`;
+    if (types.includes("integer") || types.includes("number"))
+      return label + `<input id="${id}" type="number" step="any" data-param="${esc(name)}" data-kind="number" value="${def ?? ""}">`;
+    if (types.includes("array")) return label + `<input id="${id}" data-param="${esc(name)}" data-kind="list"
+      placeholder="comma separated" value="${esc(Array.isArray(def) ? def.join(",") : "")}">`;
+    if (types.includes("object")) return label + `<input id="${id}" data-param="${esc(name)}" data-kind="json" placeholder="JSON">`;
+    return label + `<input id="${id}" data-param="${esc(name)}" data-kind="text" value="${esc(def ?? "")}">`;
+  }
+
+  function render() {
+    const k = kind(), props = k.params_schema.properties || {}, required = new Set(k.params_schema.required || []);
+    const inputs = k.inputs.max === 0 ? "" : `<label>${k.inputs.min === k.inputs.max ? k.inputs.min : k.inputs.min + "–" + k.inputs.max}
+      input ${esc(k.inputs.object)} version(s)</label><div id="job-inputs">${(objects[k.inputs.object] || []).map(a => {
+        const key = `${a.namespace}-${a.name}`;
+        return `<div class="pick"><input type="checkbox" value="${esc(a.namespace)}/${esc(a.name)}" id="pick-${esc(key)}">
+          <label for="pick-${esc(key)}">${esc(a.namespace)}/${esc(a.name)}</label> @ <input class="ref" value="${esc(a.latest ?? "latest")}"></div>`;
+      }).join("") || "<p class='muted'>nothing to pick yet</p>"}</div>`;
+    const output = ["adapter", "dataset", "generator"].includes(k.output)
+      ? `<label for="output">output ${esc(k.output)} (namespace/name)</label><input id="output" name="output" placeholder="me/my-${esc(k.output)}" required>` : "";
+    $("#kind-fields").innerHTML = inputs + `<div class="params">${Object.entries(props)
+      .map(([name, schema]) => `<div class="param">${field(name, schema, k.references[name], required.has(name))}</div>`).join("")}</div>` + output;
+  }
+
+  function collect() {
+    const k = kind(), params = {};
+    root.querySelectorAll("[data-param]").forEach(box => {
+      const name = box.dataset.param, how = box.dataset.kind, raw = (box.value || "").trim();
+      const def = (k.params_schema.properties[name] || {}).default;
+      if (how === "bool") { if (box.checked !== Boolean(def)) params[name] = box.checked; return; }
+      if (raw === "") return;
+      if (how === "number") { if (Number(raw) !== def) params[name] = Number(raw); }
+      else if (how === "list") { const v = raw.split(",").map(x => x.trim()).filter(Boolean); if (JSON.stringify(v) !== JSON.stringify(def)) params[name] = v.map(x => isNaN(Number(x)) ? x : Number(x)); }
+      else if (how === "json") params[name] = JSON.parse(raw);
+      else if (raw !== def) params[name] = raw;
+    });
+    const inputs = [...root.querySelectorAll("#job-inputs .pick")].filter(p => p.querySelector("input[type=checkbox]").checked)
+      .map(p => `${p.querySelector("input[type=checkbox]").value}@${p.querySelector("input.ref").value}`);
+    const body = { kind: k.name, inputs, params };
+    if ($("#output")) body.output = $("#output").value;
+    return body;
+  }
+
+  $("#kind").onchange = render; render();
   $("#job-form").onsubmit = async e => {
     e.preventDefault();
-    const num = s => Number($(s).value);
-    let body;
-    if ($("#kind").value === "train") {
-      const params = { base: $("#base").value, steps: num("#steps"), rank: num("#rank"), lr: num("#lr"), batch_size: num("#batch_size"), seed: num("#seed") };
-      const src = $("#source").value;
-      if (src === "task") params.task = $("#task").value; else params.dataset = src.slice("dataset:".length);
-      body = { kind: "train", inputs: [], params, output: $("#output").value };
-    } else {
-      const inputs = [...root.querySelectorAll("#merge-inputs .pick")].filter(p => p.querySelector("input[type=checkbox]").checked)
-        .map(p => `${p.querySelector("input[type=checkbox]").value}@${p.querySelector("input.ref").value}`);
-      if (inputs.length < 2) { flash("pick at least two adapters to merge"); return; }
-      const params = { method: $("#method").value, rank: num("#merge-rank") };
-      if ($("#weights").value.trim()) params.weights = $("#weights").value.split(",").map(Number);
-      if ($("#density").value) params.density = num("#density");
-      body = { kind: "merge", inputs, params, output: $("#output").value };
-    }
     try {
-      const job = await api("/jobs", { method: "POST", json: body });
+      const job = await api("/jobs", { method: "POST", json: collect() });
       location.hash = "#/jobs/" + job.id;
     } catch (err) { flash(err.message); }
   };
@@ -447,11 +473,10 @@ async function viewNewJob(root) {
 
 const routes = [
   [/^#\/jobs\/([^/?]+)$/, viewJob],
-  [/^#\/adapters\/([^/?]+)\/([^/?]+)$/, viewAdapter],
-  [/^#\/adapters(?:\?.*)?$/, viewAdapters],
+  [/^#\/(adapters|datasets|generators)\/([^/?]+)\/([^/?]+)$/, viewArtifact],
+  [/^#\/(adapters|datasets|generators)(?:\?.*)?$/, viewArtifacts],
   [/^#\/bases$/, viewBases],
-  [/^#\/datasets$/, viewDatasets],
-  [/^#\/new$/, viewNewJob],
+  [/^#\/new(?:\?.*)?$/, viewNewJob],
   [/^#\/jobs(?:\?.*)?$/, viewJobs],
 ];
 
