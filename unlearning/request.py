@@ -1,0 +1,158 @@
+"""One O3 unlearning request, end to end: relabel → orthogonal unlearning LoRA → detector → new state + merged adapter.
+
+A first request starts from a task adapter; a later one from the O3 state an earlier request produced, and
+continues the sequence: the unlearning LoRA resumes from its last weights, the orthogonality term covers the A
+matrices of every earlier request, and the new detector joins the earlier ones (the gate takes their max).
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from lora import Adapter
+from lora.progress import Progress
+from lora.training import TrainConfig, train_lora
+from unlearning.config import UnlearnConfig
+from unlearning.detector import train_detector
+from unlearning.orthogonal import (a_matrices, concatenate, live_a_matrices, orthogonality_loss, overlap_norms,
+                                   task_merged)
+from unlearning.relabel import as_example, relabel
+from unlearning.state import O3State
+
+
+@dataclass
+class UnlearnResult:
+    state: O3State  # for gated inference and the next request (to_files() -> the o3/ files)
+    merged_adapter: Adapter  # plain PEFT adapter: ΔW_task + ΔW_unlearn at full weight (the version's primary files)
+    report: dict  # JSON-friendly: loss curves, A-overlaps, detector AUROC and calibration, seconds per stage
+
+    def files(self) -> dict[str, bytes]:
+        """Every file of the resulting adapter version: the primary PEFT adapter plus the o3/ state."""
+        config_json, weights = self.merged_adapter.to_bytes()
+        return {"adapter_config.json": config_json, "adapter_model.safetensors": weights, **self.state.to_files()}
+
+
+def split_forget(n: int, config: UnlearnConfig) -> tuple[list[int], list[int]]:
+    """Seeded 80/20 (used_fraction) split of example indices into (used, rest); both sides need two examples."""
+    if n < config.min_forget_examples:
+        raise ValueError(f"the forget set has {n} examples; O3 needs at least min_forget_examples="
+                         f"{config.min_forget_examples} (the detector's {config.used_fraction:.0%} / "
+                         f"{1 - config.used_fraction:.0%} split needs enough on both sides)")
+    order = list(range(n))
+    random.Random(f"split|{config.seed}").shuffle(order)
+    n_used = int(round(n * config.used_fraction))
+    if n_used < 2 or n - n_used < 2:
+        raise ValueError(f"used_fraction={config.used_fraction} splits {n} forget examples into {n_used} used and "
+                         f"{n - n_used} rest; each side needs at least 2")
+    return sorted(order[:n_used]), sorted(order[n_used:])
+
+
+def _auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
+    return float(roc_auc_score(labels, np.r_[positives, negatives]))
+
+
+def unlearn(task_adapter_or_state: Adapter | O3State, model, tokenizer, forget_pairs, config: UnlearnConfig | None = None,
+            progress: Progress | None = None, base_name: str | None = None,
+            reference_inputs: list[str] | None = None) -> UnlearnResult:
+    """Run one O3 unlearning request.
+
+    - task_adapter_or_state: the deployed task adapter (first request) or an earlier request's O3State.
+    - model, tokenizer: the base the task adapter belongs to (left exactly as it was, also on errors).
+    - forget_pairs: (prompt, completion) pairs or dicts {"prompt", "completion"[, "options"]}; at least
+      config.min_forget_examples of them. The detector sees the prompts (at inference only the input is known).
+    - reference_inputs: optional prompts from elsewhere (retained or general data); only used to report the new
+      detector's AUROC of its held-out forget prompts (the rest split) against them. Training never sees them.
+    - progress: "unlearning" steps {"loss", "orth_loss", "lr"}, then "detector" steps {"loss", "mlm_loss",
+      "cel_loss"}, then "scoring" {"auroc"} when reference_inputs are given. Raise lora.progress.Cancelled in it to
+      stop; it propagates and the base and the encoder are left unwrapped.
+    """
+    config = config or UnlearnConfig()
+    config.check()
+    examples = [as_example(item, i) for i, item in enumerate(forget_pairs)]
+    used_idx, rest_idx = split_forget(len(examples), config)
+    if isinstance(task_adapter_or_state, O3State):
+        previous = task_adapter_or_state
+        task, init, earlier = previous.task, previous.unlearn, list(previous.a_history)
+    elif isinstance(task_adapter_or_state, Adapter):
+        previous, task, init, earlier = None, task_adapter_or_state, None, []
+    else:
+        raise ValueError("unlearn needs a task Adapter or an O3State from an earlier request, "
+                         f"got {type(task_adapter_or_state).__name__}")
+    pairs = relabel(examples, config.relabel, config.seed, config.options)
+    base_name = base_name or task.base_model
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+
+    # ---- 1. the orthogonal unlearning LoRA, trained on top of the task adapter
+    orth_losses: list[float] = []
+
+    def orth_term(peft_model):
+        term = orthogonality_loss(live_a_matrices(peft_model), earlier)
+        orth_losses.append(term.item())
+        return config.lambda_orth * term
+
+    def forward_progress(stage, done, total, metrics=None):
+        if progress is not None:
+            progress("unlearning", done, total, {**(metrics or {}), "orth_loss": orth_losses[-1]})
+
+    train_config = TrainConfig(rank=config.rank, lora_alpha=config.lora_alpha,
+                               target_modules=tuple(config.target_modules), lr=config.lr, steps=config.steps,
+                               batch_size=config.batch_size, max_len=config.max_len, seed=config.seed)
+    with task_merged(model, task):
+        trained = train_lora(model, tokenizer, pairs, train_config, progress=forward_progress, init=init,
+                             extra_loss=orth_term, base_name=base_name)
+    unlearn_adapter = trained.adapter
+    a_now = a_matrices(unlearn_adapter)
+    seconds["unlearning"] = time.perf_counter() - start
+
+    # ---- 2. this request's detector, on the forget prompts only
+    stage = time.perf_counter()
+    used_texts = [examples[i]["prompt"] for i in used_idx]
+    rest_texts = [examples[i]["prompt"] for i in rest_idx]
+    detector, detector_report = train_detector(used_texts, rest_texts, config, progress)
+    seconds["detector"] = time.perf_counter() - stage
+
+    stage = time.perf_counter()
+    rest_scores = detector.scores(rest_texts)
+    detector_report["rest_weight_mean"] = float(detector.weights_from_scores(rest_scores).mean())
+    detector_report["auroc"] = None
+    detector_report["n_reference"] = len(reference_inputs or [])
+    if reference_inputs:
+        ref_scores = detector.scores(list(reference_inputs))
+        detector_report["auroc"] = _auroc(rest_scores, ref_scores)
+        detector_report["reference_weight_mean"] = float(detector.weights_from_scores(ref_scores).mean())
+        if progress is not None:
+            progress("scoring", 1, 1, {"auroc": detector_report["auroc"]})
+    seconds["scoring"] = time.perf_counter() - stage
+
+    # ---- 3. the new state and the one-adapter form
+    t = len(earlier)
+    summary = {"request": t, "n_forget": len(examples), "n_used": len(used_idx), "n_rest": len(rest_idx),
+               "config": config.to_dict(), "final_loss": trained.losses[-1], "final_orth_loss": orth_losses[-1],
+               "auroc": detector_report["auroc"], "m1": detector.m1, "m2": detector.m2, "s": detector.s}
+    state = O3State(task=task, unlearn=unlearn_adapter, a_history=[*earlier, a_now],
+                    detectors=[*(previous.detectors if previous else []), detector],
+                    requests=[*(previous.requests if previous else []), summary])
+    merged = concatenate(task, unlearn_adapter, base_name)
+    seconds["total"] = time.perf_counter() - start
+    report = {
+        "request": t,
+        "n_requests": t + 1,
+        "resumed": init is not None,
+        "n_forget": len(examples),
+        "relabel": config.relabel,
+        "lambda_orth": config.lambda_orth,
+        "unlearn_rank": unlearn_adapter.config["r"],
+        "losses": list(trained.losses),
+        "orth_losses": orth_losses,
+        "overlap": overlap_norms(a_now, earlier),
+        "detector": detector_report,
+        "seconds": seconds,
+    }
+    return UnlearnResult(state=state, merged_adapter=merged, report=report)
