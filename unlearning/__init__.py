@@ -13,29 +13,33 @@
 A second request on result.state continues the sequence. PRIVACY: an O3 state's detectors hold encoder features of
 the forget sets (unlearning/detector.py); its files need the forget data's access rules.
 """
-from unlearning.config import UnlearnConfig
-from unlearning.detector import Detector
-from unlearning.gate import soft_weight
-from unlearning.inference import (detector_weights, gate_weights, gated_evaluate, gated_generate, o3_applied,
-                                  unlearn_delta_scale)
-from unlearning.relabel import REFUSALS, relabel
-from unlearning.request import UnlearnResult, split_forget, unlearn
-from unlearning.state import O3State
+from importlib import import_module
 
-__all__ = [
-    "REFUSALS",
-    "Detector",
-    "O3State",
-    "UnlearnConfig",
-    "UnlearnResult",
-    "detector_weights",
-    "gate_weights",
-    "gated_evaluate",
-    "gated_generate",
-    "o3_applied",
-    "relabel",
-    "soft_weight",
-    "split_forget",
-    "unlearn",
-    "unlearn_delta_scale",
-]
+# Lazy exports (PEP 562): `from unlearning.config import UnlearnConfig` must stay torch-free for the hub's params
+# check, and importing a submodule runs this file first, so the torch-using modules load on first use only.
+_EXPORTS = {
+    "UnlearnConfig": "unlearning.config",
+    "Detector": "unlearning.detector",
+    "soft_weight": "unlearning.gate",
+    "detector_weights": "unlearning.inference",
+    "gate_weights": "unlearning.inference",
+    "gated_evaluate": "unlearning.inference",
+    "gated_generate": "unlearning.inference",
+    "o3_applied": "unlearning.inference",
+    "unlearn_delta_scale": "unlearning.inference",
+    "REFUSALS": "unlearning.relabelling",
+    "relabel": "unlearning.relabelling",
+    "UnlearnResult": "unlearning.request",
+    "split_forget": "unlearning.request",
+    "unlearn": "unlearning.request",
+    "O3State": "unlearning.state",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'unlearning' has no attribute {name!r}")

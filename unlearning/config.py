@@ -15,7 +15,7 @@ RELABEL_MODES = ("refusal", "wrong_option")
 class UnlearnConfig:
     # ---------------------------------------------------------------- the unlearning LoRA (methods.md O3 step 1)
     # "refusal": free-text forget data, every completion becomes a refusal drawn from a fixed list;
-    # "wrong_option": multiple choice, every completion becomes another option (see unlearning/relabel.py for
+    # "wrong_option": multiple choice, every completion becomes another option (see unlearning/relabelling.py for
     # how the options of an example are found).
     relabel: Literal["refusal", "wrong_option"] = "refusal"
     options: tuple[str, ...] = ()  # wrong_option: one option list for the whole forget set (empty = find per example)

@@ -19,7 +19,7 @@ from unlearning.config import UnlearnConfig
 from unlearning.detector import train_detector
 from unlearning.orthogonal import (a_matrices, concatenate, live_a_matrices, orthogonality_loss, overlap_norms,
                                    task_merged)
-from unlearning.relabel import as_example, relabel
+from unlearning.relabelling import as_example, relabel
 from unlearning.state import O3State
 
 
@@ -68,9 +68,11 @@ def unlearn(task_adapter_or_state: Adapter | O3State, model, tokenizer, forget_p
       config.min_forget_examples of them. The detector sees the prompts (at inference only the input is known).
     - reference_inputs: optional prompts from elsewhere (retained or general data); only used to report the new
       detector's AUROC of its held-out forget prompts (the rest split) against them. Training never sees them.
-    - progress: "unlearning" steps {"loss", "orth_loss", "lr"}, then "detector" steps {"loss", "mlm_loss",
+    - progress: "unlearning" steps {"loss" (CE on the relabelled forget data), "orth_loss" (L_orth before the λ
+      weight, so a λ = 0 run still shows the overlap), "lr"}, then "detector" steps {"loss", "mlm_loss",
       "cel_loss"}, then "scoring" {"auroc"} when reference_inputs are given. Raise lora.progress.Cancelled in it to
       stop; it propagates and the base and the encoder are left unwrapped.
+    A later request keeps the unlearning LoRA it resumes (its rank, alpha and target modules win over the config's).
     """
     config = config or UnlearnConfig()
     config.check()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from unlearning import REFUSALS, relabel
-from unlearning.relabel import as_example, find_options
+from unlearning.relabelling import as_example, find_options
 
 
 def test_wrong_option_flips_boolean_answers_and_keeps_the_leading_space():
