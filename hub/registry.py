@@ -33,6 +33,10 @@ class NotFound(RegistryError):
     status_code = 404
 
 
+class Forbidden(RegistryError):
+    status_code = 403
+
+
 class Conflict(RegistryError):
     status_code = 409
 
@@ -274,16 +278,35 @@ def yank(session: Session, adapter: Adapter, number: int) -> AdapterVersion:
     return version
 
 
-def lineage_of(session: Session, version: AdapterVersion) -> dict:
+def lineage_of(session: Session, version: AdapterVersion, readable=lambda namespace: True) -> dict:
+    """Parents and children of a version, each {"version": ref, "object": kind, "relation", "hidden"}; an edge to a
+    version in a namespace the caller may not read keeps its relation but loses its name (version, object: None)."""
     def edges(column_self, column_other):
         rows = session.execute(select(Lineage.relation, AdapterVersion)
                                .join(AdapterVersion, AdapterVersion.id == column_other)
                                .where(column_self == version.id))
-        return sorted(({"version": version_ref(v), "relation": rel} for rel, v in rows),
-                      key=lambda e: (e["version"], e["relation"]))
+        found = []
+        for relation, other in rows:
+            if readable(other.adapter.namespace):
+                found.append({"version": version_ref(other), "object": other.adapter.kind, "relation": relation,
+                              "hidden": False})
+            else:
+                found.append({"version": None, "object": None, "relation": relation, "hidden": True})
+        return sorted(found, key=lambda e: (e["hidden"], e["version"] or "", e["relation"]))
 
     return {"parents": edges(Lineage.child_id, Lineage.parent_id), "children": edges(Lineage.parent_id, Lineage.child_id)}
 
 
 def blob_is_referenced(session: Session, sha256: str) -> bool:
     return session.get(Blob, sha256) is not None
+
+
+def children_of(session: Session, version_id: int, relation: str, kind: str = "adapter") -> list[str]:
+    """Refs of the versions that name this one as parent by `relation` (e.g. a transfer kit's discriminator is
+    `discriminates_for` its adapter), newest first, yanked ones left out."""
+    rows = session.scalars(select(AdapterVersion).join(Lineage, Lineage.child_id == AdapterVersion.id)
+                           .join(Adapter, Adapter.id == AdapterVersion.adapter_id)
+                           .where(Lineage.parent_id == version_id, Lineage.relation == relation,
+                                  Adapter.kind == kind, AdapterVersion.yanked.is_(False))
+                           .order_by(AdapterVersion.created_at.desc(), AdapterVersion.id.desc()))
+    return [version_ref(v) for v in rows]

@@ -5,7 +5,11 @@ LoRA directory validated against its base, a dataset upload is one JSONL file va
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
@@ -13,8 +17,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from hub import registry
-from hub.api import views
+from hub import gc, registry
+from hub.api import gc as gc_routes, views
 from hub.api.deps import can_read, db, require, settings, store, token
 from hub.api.files import blob_response
 from hub.api.uploads import ReceivedForm, receive_form
@@ -28,8 +32,10 @@ from hub.storage import BlobStore
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 DATASET_FILES = ("data.jsonl", "README.md")
+GENERATOR_FILES = ("generator_config.json", "generator.safetensors", "README.md")
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_VERSION = 2**31 - 1  # adapter_versions.number is a 32-bit INTEGER column
+logger = logging.getLogger("adaptarium.api")
 
 
 def check_version_ref(kind: str, ns: str, name: str, ref: str) -> None:
@@ -81,13 +87,46 @@ def _prepare_dataset(session: Session, form: ReceivedForm) -> dict:
     return {"base_id": None, "peft_config": None, "metrics": {"records": records}}
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _prepare_generator(session: Session, form: ReceivedForm) -> dict:
+    """An ICM-LoRA generator (usually published by a train_generator job): its config names the base it generates
+    adapters for, and its weights file must be a well-formed safetensors file."""
+    for required in ("generator_config.json", "generator.safetensors"):
+        if required not in form.files:
+            raise Invalid(f"missing file {required!r}; a generator upload needs generator_config.json and "
+                          "generator.safetensors")
+    if form.files["generator_config.json"].size > MAX_CONFIG_BYTES:
+        raise Invalid(f"generator_config.json is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        config = json.loads(form.files["generator_config.json"].path.read_bytes(), parse_constant=_no_constant)
+    except ValueError as exc:
+        raise Invalid(f"generator_config.json is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise Invalid("generator_config.json must be a JSON object")
+    base_name = form.fields.get("base") or config.get("base")
+    base = registry.find_base(session, base_name) if isinstance(base_name, str) and base_name else None
+    if base is None:
+        raise Invalid(f"unknown base {base_name!r}: give a registered base in the 'base' field or the config")
+    weights = form.files["generator.safetensors"]
+    try:
+        with open(weights.path, "rb") as f:
+            read_header(f, weights.size)
+    except HeaderError as exc:
+        raise Invalid(f"generator.safetensors: {exc}") from None
+    return {"base_id": base.id, "peft_config": None, "metrics": {}}
+
+
+PREPARE = {"adapter": (ADAPTER_FILES, _prepare_adapter), "dataset": (DATASET_FILES, _prepare_dataset),
+           "generator": (GENERATOR_FILES, _prepare_generator)}
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a version number")]
 
 
 def make_router(kind: str, plural: str) -> APIRouter:
     router = APIRouter(prefix=f"/api/v1/{plural}", tags=[plural])
-    allowed = ADAPTER_FILES if kind == "adapter" else DATASET_FILES
-    prepare = _prepare_adapter if kind == "adapter" else _prepare_dataset
+    allowed, prepare = PREPARE[kind]
     inspectors = {"adapter_model.safetensors": lambda: NonFiniteScanner().feed} if kind == "adapter" else {}
 
     def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Adapter:
@@ -100,38 +139,21 @@ def make_router(kind: str, plural: str) -> APIRouter:
         check_version_ref(kind, ns, name, ref)
         return registry.resolve_version(session, kind, ns, name, ref)
 
-    @router.post("/{ns}/{name}/versions", status_code=201, summary=f"Upload a new {kind} version (multipart)")
-    async def upload(ns: str, name: str, request: Request, session: Session = Depends(db),
-                     tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store),
+    @router.post("/{ns}/{name}/versions", status_code=201, summary=f"Upload a new {kind} version (multipart)",
+                 responses={503: {"description": "too many uploads at once; retry after Retry-After seconds"}})
+    async def upload(ns: str, name: str, request: Request, blobs: BlobStore = Depends(store),
                      cfg: Settings = Depends(settings)) -> dict:
+        """See `_upload_steps` for why this route takes no request-long session and when it answers 503."""
         registry.check_name(ns, "namespace")
         registry.check_name(name, f"{kind} name")
-        namespace = session.query(Namespace).filter_by(name=ns).one_or_none()
-        require(tok, namespace or ns, "write")
-        session.rollback()  # release the read transaction before the long upload (SQLite writers wait on it)
-        form = await receive_form(request, blobs, allowed, cfg.max_upload_bytes, inspectors)
-        committed: list[str] = []
-        try:
-            fields = await run_in_threadpool(prepare, session, form)
-            session.rollback()
-            files = [FileEntry(fname, staged.sha256, staged.size) for fname, staged in sorted(form.files.items())]
-            for staged in form.files.values():
-                if await run_in_threadpool(blobs.commit, staged):
-                    committed.append(staged.sha256)
-            form.files.clear()
-            tags = [form.fields["tag"]] if form.fields.get("tag") else []
-            version = await run_in_threadpool(
-                lambda: registry.create_version(
-                    request.app.state.session_factory, kind=kind, namespace=ns, name=name, files=files,
-                    created_by=f"token:{tok.prefix}" if tok else None, description=form.fields.get("description"),
-                    tags=tags, **fields))
-        except BaseException:
-            form.discard(blobs)
-            await run_in_threadpool(_forget_unreferenced, request.app.state.session_factory, blobs, committed)
-            raise
+        session_factory = request.app.state.session_factory
+        tok = await run_in_threadpool(_authorize_upload, request, session_factory, ns)
+        async with upload_slot(request.app):
+            form = await receive_form(request, blobs, allowed, cfg.max_upload_bytes, inspectors)
+            number = await _upload_steps(session_factory, blobs, form, prepare, kind=kind, namespace=ns, name=name,
+                                         created_by=f"token:{tok.prefix}" if tok else None)
         request.app.state.metrics.versions_created.labels(kind).inc()
-        session.expire_all()
-        return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(version.number)))
+        return await run_in_threadpool(_version_view, session_factory, kind, ns, name, number)
 
     @router.get("", summary=f"List {plural}")
     def list_all(namespace: str | None = None, base: str | None = None, q: str | None = None,
@@ -221,18 +243,111 @@ def make_router(kind: str, plural: str) -> APIRouter:
     return router
 
 
-def _forget_unreferenced(session_factory, blobs: BlobStore, shas: list[str]) -> None:
-    """Delete blobs this request stored if no version ended up referencing them (failed upload leaves nothing)."""
-    if not shas:
-        return
+# ------------------------------------------------------------------ the upload's steps (issue 10, item 7)
+
+MAX_CONCURRENT_UPLOADS = 32  # per API process; the default pool is 5+10 connections (SQLite) or 20+20 (PostgreSQL)
+
+
+class UploadSlots:
+    """How many uploads one API process takes at once; the next one is a 503 + Retry-After, before its body is read.
+
+    Uploads hold no database connection while their bodies stream, so the pool is not what runs out; what does is
+    everything after the body (validation, claims, the version's transaction: short, but serialised per adapter and,
+    on SQLite, per database), threads, and staging disk. Refusing early keeps every admitted upload fast and every
+    refused one cheap: its body never crosses the network."""
+
+    def __init__(self, limit: int):
+        self.limit, self.taken = limit, 0
+
+
+def _slots(app) -> UploadSlots:
+    slots = getattr(app.state, "upload_slots", None)
+    if slots is None:
+        slots = app.state.upload_slots = UploadSlots(
+            int(os.environ.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", MAX_CONCURRENT_UPLOADS)))
+    return slots
+
+
+@contextlib.asynccontextmanager
+async def upload_slot(app):
+    slots = _slots(app)  # taken and given back on the event loop thread: no lock needed
+    if slots.taken >= slots.limit:
+        raise HTTPException(503, f"{slots.taken} uploads are in progress on this server; retry shortly",
+                            headers={"Retry-After": "1", "Connection": "close"})
+    slots.taken += 1
+    try:
+        yield
+    finally:
+        slots.taken -= 1
+
+
+def _authorize_upload(request: Request, session_factory, ns: str) -> ApiToken | None:
+    """The caller's token, checked for write on `ns`, in a session of its own that is closed before the body streams."""
     with session_factory() as session:
-        for sha in shas:
-            if not registry.blob_is_referenced(session, sha):
-                blobs.delete(sha)
+        tok = token(request, session)
+        namespace = session.query(Namespace).filter_by(name=ns).one_or_none()
+        require(tok, namespace or ns, "write")
+        return tok
+
+
+async def _upload_steps(session_factory, blobs: BlobStore, form: ReceivedForm, prepare, *, kind: str, namespace: str,
+                        name: str, created_by: str | None) -> int:
+    """Validate, claim, store and publish a received form; the new version's number.
+
+    Each step that needs the database opens and closes its own short session on a pool thread: no connection is
+    held while a body streams or while another step waits. The files' sha256s are claimed (hub.gc) before they are
+    stored, so a concurrent garbage collection cannot remove a blob this upload is about to publish; on any failure
+    the staged files are discarded and the claimed blobs released, which deletes those nobody else wants: a failed
+    upload leaves no blob behind (what a release could not do, the collector does after its grace period)."""
+    stamp = None
+    try:
+        fields = await run_in_threadpool(_prepare_in_session, session_factory, prepare, form)
+        files = [FileEntry(fname, staged.sha256, staged.size) for fname, staged in sorted(form.files.items())]
+        stamp = await run_in_threadpool(gc.claim_blobs, session_factory, {f.sha256: f.size for f in files})
+        for staged in list(form.files.values()):
+            await run_in_threadpool(blobs.commit, staged)
+        form.files.clear()
+        tags = [form.fields["tag"]] if form.fields.get("tag") else []
+        version = await run_in_threadpool(
+            lambda: registry.create_version(session_factory, kind=kind, namespace=namespace, name=name, files=files,
+                                            created_by=created_by, description=form.fields.get("description"),
+                                            tags=tags, **fields))
+        return version.number
+    except BaseException:
+        form.discard(blobs)
+        if stamp is not None:
+            await run_in_threadpool(_release_quietly, session_factory, blobs, [f.sha256 for f in files], stamp)
+        raise
+
+
+def _prepare_in_session(session_factory, prepare, form: ReceivedForm) -> dict:
+    with session_factory() as session:
+        return prepare(session, form)
+
+
+def _release_quietly(session_factory, blobs: BlobStore, shas: list[str], stamp) -> None:
+    """Give a failed upload's claims back; if the database refuses even that, the collector gets them later."""
+    for attempt in range(3):
+        try:
+            gc.release_blobs(session_factory, blobs, shas, stamp)
+            return
+        except Exception:
+            if attempt == 2:
+                logger.warning("could not release the blobs of a failed upload; garbage collection will", exc_info=True)
+            else:
+                time.sleep(0.2 * (attempt + 1))
+
+
+def _version_view(session_factory, kind: str, ns: str, name: str, number: int) -> dict:
+    with session_factory() as session:
+        return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(number)))
 
 
 adapter_router = make_router("adapter", "adapters")
 dataset_router = make_router("dataset", "datasets")
+generator_router = make_router("generator", "generators")
 router = APIRouter()
+router.include_router(gc_routes.router)  # the blob collector's admin endpoint, wired here with the uploads it protects
 router.include_router(adapter_router)
 router.include_router(dataset_router)
+router.include_router(generator_router)

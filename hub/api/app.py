@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (namespaces, bases, adapters, jobs):
         app.include_router(module.router)
+    app.include_router(jobs.kinds_router)
     app.include_router(hf.router)  # Hub-compatible paths live at the root, as huggingface_hub builds them
     mount_dashboard(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

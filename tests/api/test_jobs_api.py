@@ -236,7 +236,7 @@ def test_cli_train_evaluate_and_generic_submit_logs_cancel_retry(jobs_hub, monke
 
 def test_idempotency_keys_belong_to_their_caller_and_a_changed_body_is_409(jobs_hub):
     body = {"kind": "noop", "params": {"seconds": 0}}
-    with jobs_hub.client(jobs_hub.token("jobs", "write")) as one, jobs_hub.client(jobs_hub.token("jobs", "write")) as two:
+    with jobs_hub.client(jobs_hub.token(None, "write")) as one, jobs_hub.client(jobs_hub.token(None, "write")) as two:
         first = one.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "same-key"})
         again = one.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "same-key"})
         other = two.post("/api/v1/jobs", json=body, headers={"Idempotency-Key": "same-key"})
