@@ -241,6 +241,14 @@ class BlobStore(ABC):
     @abstractmethod
     def delete(self, sha256: str) -> None: ...
 
+    @abstractmethod
+    def list_blobs(self) -> Iterator[tuple[str, float]]:
+        """(sha256, last modified as a Unix time) of every stored blob, for garbage collection."""
+
+    @abstractmethod
+    def modified(self, sha256: str) -> float | None:
+        """Last modified (Unix time) of one blob, None when it is not there."""
+
 
 class LocalBlobStore(BlobStore):
     """Files at <root>/<sha[:2]>/<sha>; staging inside the root so commit is one atomic rename on one filesystem.
@@ -261,9 +269,12 @@ class LocalBlobStore(BlobStore):
 
     def commit(self, staged: StagedBlob) -> bool:
         target = self._path(staged.sha256)
-        if target.exists():
+        try:
+            os.utime(target)  # identical content is here: mark it as just used, so a collector passing by keeps it
             staged.path.unlink(missing_ok=True)
             return False
+        except FileNotFoundError:
+            pass
         if not target.parent.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             self._fsync_dir(self.root)  # the new <sha[:2]> directory's own entry
@@ -300,6 +311,22 @@ class LocalBlobStore(BlobStore):
 
     def delete(self, sha256: str) -> None:
         self._path(sha256).unlink(missing_ok=True)
+
+    def list_blobs(self):
+        for shard in os.scandir(self.root):
+            if shard.is_dir() and len(shard.name) == 2 and not shard.name.startswith("."):
+                for entry in os.scandir(shard.path):
+                    if _SHA.match(entry.name):
+                        try:
+                            yield entry.name, entry.stat().st_mtime
+                        except FileNotFoundError:
+                            continue
+
+    def modified(self, sha256: str) -> float | None:
+        try:
+            return self._path(sha256).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
 
 class S3BlobStore(BlobStore):
@@ -362,6 +389,16 @@ class S3BlobStore(BlobStore):
 
     def delete(self, sha256: str) -> None:
         self.client.remove_object(self.bucket, self._key(sha256))
+
+    def list_blobs(self):
+        for obj in self.client.list_objects(self.bucket, prefix="blobs/", recursive=True):
+            sha = obj.object_name.rsplit("/", 1)[-1]
+            if _SHA.match(sha):
+                yield sha, obj.last_modified.timestamp()
+
+    def modified(self, sha256: str) -> float | None:
+        stat = self._stat(sha256)
+        return None if stat is None else stat.last_modified.timestamp()
 
 
 def open_store(url: str, staging_dir: Path | None = None) -> BlobStore:
