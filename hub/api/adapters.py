@@ -32,6 +32,7 @@ from hub.storage import BlobStore
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
 DATASET_FILES = ("data.jsonl", "README.md")
+GENERATOR_FILES = ("generator_config.json", "generator.safetensors", "README.md")
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_VERSION = 2**31 - 1  # adapter_versions.number is a 32-bit INTEGER column
 logger = logging.getLogger("adaptarium.api")
@@ -86,13 +87,46 @@ def _prepare_dataset(session: Session, form: ReceivedForm) -> dict:
     return {"base_id": None, "peft_config": None, "metrics": {"records": records}}
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a finite number")
+
+
+def _prepare_generator(session: Session, form: ReceivedForm) -> dict:
+    """An ICM-LoRA generator (usually published by a train_generator job): its config names the base it generates
+    adapters for, and its weights file must be a well-formed safetensors file."""
+    for required in ("generator_config.json", "generator.safetensors"):
+        if required not in form.files:
+            raise Invalid(f"missing file {required!r}; a generator upload needs generator_config.json and "
+                          "generator.safetensors")
+    if form.files["generator_config.json"].size > MAX_CONFIG_BYTES:
+        raise Invalid(f"generator_config.json is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        config = json.loads(form.files["generator_config.json"].path.read_bytes(), parse_constant=_no_constant)
+    except ValueError as exc:
+        raise Invalid(f"generator_config.json is not valid JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise Invalid("generator_config.json must be a JSON object")
+    base_name = form.fields.get("base") or config.get("base")
+    base = registry.find_base(session, base_name) if isinstance(base_name, str) and base_name else None
+    if base is None:
+        raise Invalid(f"unknown base {base_name!r}: give a registered base in the 'base' field or the config")
+    weights = form.files["generator.safetensors"]
+    try:
+        with open(weights.path, "rb") as f:
+            read_header(f, weights.size)
+    except HeaderError as exc:
+        raise Invalid(f"generator.safetensors: {exc}") from None
+    return {"base_id": base.id, "peft_config": None, "metrics": {}}
+
+
+PREPARE = {"adapter": (ADAPTER_FILES, _prepare_adapter), "dataset": (DATASET_FILES, _prepare_dataset),
+           "generator": (GENERATOR_FILES, _prepare_generator)}
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a version number")]
 
 
 def make_router(kind: str, plural: str) -> APIRouter:
     router = APIRouter(prefix=f"/api/v1/{plural}", tags=[plural])
-    allowed = ADAPTER_FILES if kind == "adapter" else DATASET_FILES
-    prepare = _prepare_adapter if kind == "adapter" else _prepare_dataset
+    allowed, prepare = PREPARE[kind]
     inspectors = {"adapter_model.safetensors": lambda: NonFiniteScanner().feed} if kind == "adapter" else {}
 
     def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Adapter:
@@ -311,7 +345,9 @@ def _version_view(session_factory, kind: str, ns: str, name: str, number: int) -
 
 adapter_router = make_router("adapter", "adapters")
 dataset_router = make_router("dataset", "datasets")
+generator_router = make_router("generator", "generators")
 router = APIRouter()
 router.include_router(gc_routes.router)  # the blob collector's admin endpoint, wired here with the uploads it protects
 router.include_router(adapter_router)
 router.include_router(dataset_router)
+router.include_router(generator_router)
