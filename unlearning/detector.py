@@ -16,10 +16,15 @@ Scoring ("glocal"), oriented so that HIGHER = MORE LIKE THE FORGET SET throughou
   The layer scores then go to a linear one-class SVM (ν from the config) fitted on the used split. A linear OCSVM
   separates its training points from the ORIGIN, so the origin must stand for "not forget-like": each layer score is
   put in used-split standard units and shifted by ORIGIN_SD, u_l = (S_l − mean_l)/std_l + ORIGIN_SD, i.e. the origin
-  is an input ORIGIN_SD standard deviations less forget-like than the used split's mean on every layer. The SVM then
-  learns non-negative layer weights and the detector's score is its decision function coef·u + intercept
-  (positive inside the forget set's region). Fed raw (negative) Mahalanobis scores instead, the OCSVM would rank
+  is an input ORIGIN_SD standard deviations less forget-like than the used split's mean on every layer. The SVM's
+  weight vector is a non-negative combination of used-split points, which sit in the positive orthant (bar
+  outliers), so the detector's score, its decision function coef·u + intercept (positive inside the forget set's
+  region), rises with every layer's score. Fed raw (negative) Mahalanobis scores instead, the OCSVM would rank
   far-away inputs as the most typical ones.
+  Scale: on the raw scale the Mahalanobis term dominates (a few units on the used split, thousands for held-out or
+  unrelated inputs with a few dozen used points in 384 dimensions), the cosine term is at most γ, so γ matters near
+  the used split. Held-out forget prompts score far below the used ones (m2 ≪ m1); the gate's two-mode F is built
+  for exactly that gap.
 
 Everything needed to score again is plain tensors and numbers (no sklearn object), stored with safetensors + JSON.
 PRIVACY: a detector holds features of its forget set (the feature bank is one 384-d vector per used example and layer,
