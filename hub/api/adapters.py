@@ -261,10 +261,16 @@ class UploadSlots:
 
 
 def _slots(app) -> UploadSlots:
+    """ADAPTARIUM_MAX_CONCURRENT_UPLOADS, else MAX_CONCURRENT_UPLOADS but no more than the pool's connections (5+10
+    on SQLite), so uploads past their body never queue for a connection long enough to time out."""
     slots = getattr(app.state, "upload_slots", None)
     if slots is None:
-        slots = app.state.upload_slots = UploadSlots(
-            int(os.environ.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", MAX_CONCURRENT_UPLOADS)))
+        limit = os.environ.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS")
+        if limit is None:
+            pool = app.state.engine.pool
+            capacity = pool.size() + max(getattr(pool, "_max_overflow", 0), 0) if hasattr(pool, "size") else None
+            limit = min(MAX_CONCURRENT_UPLOADS, capacity or MAX_CONCURRENT_UPLOADS)
+        slots = app.state.upload_slots = UploadSlots(int(limit))
     return slots
 
 
