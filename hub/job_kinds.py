@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
+from hub import job_checks as checks
 from hub import job_params as p
 from hub.job_params import NAME, REF, JobParamsError, Ref
 
@@ -49,6 +50,12 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("merge", p.MergeParams, (2, 64), "adapter", "cpu", "LoRA-LEGO or a standard merge of adapters on one base",
              relation="merged_from", config="merging.config:MergeConfig"),
     KindSpec("noop", p.NoopParams, (0, 0), "none", "cpu", "waits; for dispatch tests and benchmarks"),
+    KindSpec("transfer_kit", p.TransferKitParams, (1, 1), "adapter", "gpu",
+             "Trans-LoRA kit for an adapter while its data exists: a discriminator adapter and a seed dataset",
+             relation="discriminates_for", config="transfer.config:KitConfig", check=checks.transfer_kit),
+    KindSpec("transfer", p.TransferParams, (1, 1), "adapter", "gpu",
+             "Trans-LoRA: move an adapter to another base with synthetic data filtered by its kit",
+             relation="transferred_from", config="transfer.config:TransferConfig", check=checks.transfer),
 ]}
 KIND_NAMES = tuple(KINDS)
 

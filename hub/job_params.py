@@ -110,6 +110,8 @@ class TrainParams(TaskOrDataset):
     checkpoint_every: int | None = Field(None, ge=1)
     use_rslora: bool = False
     lora_dropout: float = Field(0.0, ge=0, lt=1)
+    # also make a Trans-LoRA kit (discriminator + seeds, default KitConfig) at the end, while the data is at hand
+    transfer_kit: bool = False
 
     @model_validator(mode="after")
     def _warmup_within_steps(self):
@@ -151,3 +153,67 @@ class MergeParams(Params):
 
 class NoopParams(Params):
     seconds: float = Field(0.0, ge=0, le=600)
+
+
+class _KitFields(Params):
+    """transfer.KitConfig: the discriminator and the seeds of a Trans-LoRA kit."""
+
+    seeds: int = Field(5, ge=1, le=1000)
+    task_name: str = Field("given", min_length=1, max_length=200)
+    synthetic: int = Field(0, ge=0, le=100_000)
+    heldout_fraction: float = Field(0.2, ge=0, lt=1)
+    temperature: float = Field(1.0, gt=0, le=10)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(64, ge=1, le=2048)
+    candidate_batch_size: int = Field(16, ge=1, le=1024)
+    rank: int = Field(8, ge=1, le=1024)
+    lora_alpha: float = Field(16.0, gt=0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    steps: int = Field(100, ge=1, le=100_000)
+    lr: float = Field(2e-4, gt=0, le=1)
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_len: int = Field(256, ge=8, le=8192)
+    seed: int = Field(0, ge=0)
+
+
+class TransferKitParams(_KitFields):
+    """A kit for the input adapter, made from the real task data (a dataset version or a built-in task)."""
+
+    task: Task | None = None
+    dataset: ref("dataset", relation="trained_from") | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.task is None) == (self.dataset is None):
+            raise ValueError("give exactly one of 'task' (builtin:...) or 'dataset' (namespace/name@version): "
+                             "the real data the discriminator learns to recognise")
+        return self
+
+
+class TransferParams(Params):
+    """transfer.TransferConfig, plus the target base, the kit (found through lineage when not given) and an
+    optional evaluation on the target base."""
+
+    target_base: ref("base")
+    kit: ref("adapter", relation="filtered_by") | None = None
+    evaluate: ref("dataset", builtin=True) | None = None
+    eval_limit: int | None = Field(None, ge=1, le=100_000)
+    data: Literal["filtered", "unfiltered", "seeds_only"] = "filtered"
+    synthetic_size: int | None = Field(None, ge=1, le=100_000)
+    max_attempts: int = Field(0, ge=0, le=10_000_000)
+    give_up_after: int = Field(64, ge=1)
+    temperature: float = Field(1.0, gt=0, le=10)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(64, ge=1, le=2048)
+    candidate_batch_size: int = Field(16, ge=1, le=1024)
+    label_max_new_tokens: int = Field(64, ge=1, le=2048)
+    label_stop: list[str] = Field(default_factory=lambda: ["\n"])
+    rank: int = Field(8, ge=1, le=1024)
+    lora_alpha: float = Field(16.0, gt=0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    steps: int = Field(100, ge=1, le=100_000)
+    lr: float = Field(2e-4, gt=0, le=1)
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_len: int = Field(256, ge=8, le=8192)
+    measure_mmd: bool = True
+    seed: int = Field(0, ge=0)

@@ -116,8 +116,8 @@ class TransferConfig(_Plain):
     # calls) and "seeds_only" trains on the kit's seed examples with their real completions (no generation, no
     # teacher); the two ablations of the paper. One field rather than flags, so no meaningless combination exists.
     data: Literal["filtered", "unfiltered", "seeds_only"] = "filtered"
-    # size of the synthetic training set; 0 = the real-set size recorded in the kit (|D_syn| = |D|, the paper)
-    synthetic_size: int = 0
+    # size of the synthetic training set; None = the real-set size recorded in the kit (|D_syn| = |D|, the paper)
+    synthetic_size: int | None = None
     # cap on candidate draws; 0 = 20 x the synthetic set size, i.e. the run gives up below a 5 % acceptance rate.
     # Hitting it raises TransferError naming the acceptance rate reached.
     max_attempts: int = 0
@@ -156,7 +156,9 @@ class TransferConfig(_Plain):
         for name in ("give_up_after", "max_new_tokens", "candidate_batch_size", "label_max_new_tokens", "rank",
                      "steps", "batch_size", "max_len"):
             _positive_int(self, name)
-        for name in ("synthetic_size", "max_attempts", "seed"):
+        if self.synthetic_size is not None:
+            _positive_int(self, "synthetic_size")
+        for name in ("max_attempts", "seed"):
             _non_negative_int(self, name)
         _sampling(self)
         _positive_number(self, "lora_alpha")

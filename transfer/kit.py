@@ -49,6 +49,27 @@ class Kit:
         meta = {"task_name": self.task_name, "real_size": self.real_size, "report": self.report}
         (path / KIT_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
 
+    def to_files(self) -> dict[str, bytes]:
+        """The kit as registry files: the discriminator's PEFT files at the top (so the version is a plain adapter
+        anyone can load) and the rest under kit/ (seeds, task name, real-set size, report)."""
+        config_json, weights = self.discriminator.to_bytes()
+        lines = [json.dumps({"prompt": p, "completion": c}) for p, c in self.seeds]
+        meta = {"task_name": self.task_name, "real_size": self.real_size, "report": self.report}
+        return {"adapter_config.json": config_json, "adapter_model.safetensors": weights,
+                f"kit/{SEEDS_FILE}": "".join(line + "\n" for line in lines).encode(),
+                f"kit/{KIT_FILE}": json.dumps(meta, sort_keys=True).encode()}
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]) -> "Kit":
+        missing = {f"kit/{KIT_FILE}", f"kit/{SEEDS_FILE}", "adapter_config.json", "adapter_model.safetensors"} - set(files)
+        if missing:
+            raise ValueError(f"not a transfer kit: missing {sorted(missing)}")
+        meta = json.loads(files[f"kit/{KIT_FILE}"])
+        seeds = [json.loads(line) for line in files[f"kit/{SEEDS_FILE}"].decode().splitlines() if line.strip()]
+        return cls(discriminator=Adapter.from_bytes(files["adapter_config.json"], files["adapter_model.safetensors"]),
+                   seeds=[(s["prompt"], s["completion"]) for s in seeds], task_name=meta["task_name"],
+                   real_size=int(meta["real_size"]), report=meta.get("report", {}))
+
     @classmethod
     def load(cls, path) -> "Kit":
         path = Path(path)

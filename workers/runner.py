@@ -52,6 +52,7 @@ class RegistryContext:
 
     def __init__(self, services: Services, job: Job, worker: str):
         self.services, self.job_id, self.inputs, self.worker = services, job.id, list(job.inputs), worker
+        self.output_name = (job.output or {}).get("name")
         self._last_progress = (-1.0, None, 0.0)
         self._last_cancel_check = 0.0
 
@@ -146,7 +147,10 @@ def run_job(job_id: str, services: Services | None = None) -> str:
     try:
         outputs = runner_for(job.kind)(RegistryContext(services, job, worker), job.params)
         spec = KINDS[job.kind]
-        results = [ref for out in outputs if (ref := _publish(services, job, spec, out))]
+        published: list[tuple[str, str | None]] = []  # (object, ref) per output, for links between them
+        for out in outputs:
+            published.append((out.object or spec.output, _publish(services, job, spec, out, published)))
+        results = [ref for _, ref in published if ref]
         data = next((out.data for out in outputs if out.data is not None), None)
         jobs.finish(services.session_factory, job_id, "succeeded", results=results,
                     result=_jsonable(data) if data is not None else None)
@@ -170,7 +174,8 @@ def _heartbeat(services: Services, job_id: str, worker: str, stop: threading.Eve
             log.exception("heartbeat failed")
 
 
-def _publish(services: Services, job: Job, spec: KindSpec, out: Output) -> str | None:
+def _publish(services: Services, job: Job, spec: KindSpec, out: Output,
+             published: list[tuple[str, str | None]]) -> str | None:
     """Store one output as the kind's spec says; returns the ref of the version it made or updated (None for data)."""
     object = out.object or spec.output
     if object == "metrics":  # e.g. evaluate: merged into the input version's metrics
@@ -209,6 +214,8 @@ def _publish(services: Services, job: Job, spec: KindSpec, out: Output) -> str |
             if relation and reference.object != "base":
                 parents.append((_version_id(s, reference.object, reference.value), relation))
         for parent_object, ref, relation in out.parents:
+            if parent_object == "output":
+                parent_object, ref = published[int(ref)]
             parents.append((_version_id(s, parent_object, ref), relation))
     version = registry.create_version(services.session_factory, kind=object, namespace=namespace, name=name,
                                       base_id=base_id, peft_config=peft_config, files=files,

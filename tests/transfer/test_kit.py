@@ -113,3 +113,14 @@ def test_kit_config_from_dict_takes_json_and_refuses_unknown_fields():
     assert KitConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown KitConfig field"):
         KitConfig.from_dict({"seed_count": 3})
+
+
+def test_kit_files_round_trip_and_refuse_a_plain_adapter(kit):
+    from transfer import Kit
+
+    files = kit.to_files()
+    again = Kit.from_files(files)
+    assert again.seeds == kit.seeds and again.task_name == kit.task_name and again.real_size == kit.real_size
+    assert again.discriminator.same_delta(kit.discriminator, atol=0)
+    with pytest.raises(ValueError, match="not a transfer kit"):
+        Kit.from_files({k: v for k, v in files.items() if not k.startswith("kit/")})

@@ -97,7 +97,7 @@ def test_same_inputs_twice_give_a_bit_identical_adapter_and_leave_the_callers_rn
 
 
 def test_synthetic_size_defaults_to_the_real_set_size_in_the_kit(source, target, source_adapter, accepting_kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, synthetic_size=0, steps=1)
+    config = dataclasses.replace(TRANSFER_CONFIG, synthetic_size=None, steps=1)
     result = run(source, target, source_adapter, accepting_kit, config)
     assert result.report["synthetic_size_wanted"] == accepting_kit.real_size == 24
     assert result.report["train_size"] == 24

@@ -17,6 +17,8 @@ EXAMPLES = {
     "evaluate": (["pub/a@1"], {"dataset": "pub/data@1"}),
     "merge": (["pub/a@1", "pub/b@1"], {"method": "linear"}),
     "noop": ([], {}),
+    "transfer_kit": (["pub/a@1"], {"dataset": "pub/data@1", "seeds": 2}),
+    "transfer": (["pub/a@1"], {"target_base": TINY_BASE, "kit": "pub/kit@1", "evaluate": "pub/data@1"}),
 }
 
 
@@ -82,11 +84,29 @@ def private_world(tmp_path_factory, tiny_base):
         for ns in ("pub", "secret"):
             for name in ("a", "b"):
                 assert upload(c, ns, name, adapter_dir).status_code == 201
-            r = c.post(f"/api/v1/datasets/{ns}/data/versions",
-                       files={"data.jsonl": ("data.jsonl", b'{"prompt": "1+1=", "completion": "2"}\n')})
+            rows = b"".join(b'{"prompt": "%d+1=", "completion": "%d"}\n' % (i, i + 1) for i in range(3))
+            r = c.post(f"/api/v1/datasets/{ns}/data/versions", files={"data.jsonl": ("data.jsonl", rows)})
             assert r.status_code == 201, r.text
+    _add_kits(live)
     yield live
     stop()
+
+
+def _add_kits(live):
+    """A transfer kit in each namespace (as a transfer_kit job would publish it: kit files, discriminates_for a@1);
+    submit checks read only the version's file list, so the blobs need not exist."""
+    from hub import registry
+    from hub.registry import FileEntry
+
+    factory = live.app.state.session_factory
+    for ns in ("pub", "secret"):
+        with factory() as s:
+            source = registry.resolve_version(s, "adapter", ns, "a", "1")
+            source_id, base_id, config = source.id, source.adapter.base_id, source.peft_config
+        files = [FileEntry(n, f"{i:064x}", 1) for i, n in enumerate(
+            ("adapter_config.json", "adapter_model.safetensors", "kit/kit.json", "kit/seeds.jsonl"))]
+        registry.create_version(factory, kind="adapter", namespace=ns, name="kit", base_id=base_id,
+                                peft_config=config, files=files, parents=[(source_id, "discriminates_for")])
 
 
 def _private_variants(kind):

@@ -33,13 +33,16 @@ class Output:
     base: str | None = None  # a generator's (or dataset's) base; adapters name theirs in their config
     extra_files: dict[str, bytes] = field(default_factory=dict)  # e.g. checkpoints/step-50/adapter_model.safetensors
     relation: str | None = None  # lineage to the inputs, when it differs from the kind's (a kit's seed dataset)
-    parents: list[tuple[str, str, str]] = field(default_factory=list)  # extra (object, version ref, relation)
+    # extra lineage (object, version ref, relation); object "output" with ref "<i>" names the version this job's
+    # i-th output became (a kit made by `train` points at the adapter the same job trained)
+    parents: list[tuple[str, str, str]] = field(default_factory=list)
     data: dict | None = None  # the job's result data
 
 
 class JobContext(Protocol):
     job_id: str
     inputs: list[str]
+    output_name: str | None  # the name the job publishes under (outputs may derive theirs from it)
 
     def load_adapter(self, ref: str) -> tuple[Adapter, dict]: ...
     def load_files(self, ref: str, object: str = "adapter") -> dict[str, bytes]: ...
@@ -97,6 +100,7 @@ class LocalContext:
     lineage: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (ref, relation) -> derived refs
     job_id: str = "local"
     inputs: list[str] = field(default_factory=list)
+    output_name: str | None = None
     cancelled: bool = False
     events: list[tuple[str, dict]] = field(default_factory=list)
 

@@ -12,7 +12,8 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     pairs = load_pairs(ctx, source)
     ctx.log(f"training on {len(pairs)} examples from {source}")
     config = config_from(TrainConfig, params)
-    result = train_lora(model, tokenizer, pairs, config, progress=method_progress(ctx), base_name=params["base"])
+    result = train_lora(model, tokenizer, pairs, config, progress=method_progress(ctx, 0.0, 0.9 if params.get(
+        "transfer_kit") else 1.0), base_name=params["base"])
     extra = {}
     for step, checkpoint in result.checkpoints:
         config_json, weights = checkpoint.to_bytes()
@@ -21,4 +22,14 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     metrics = {"train/final_loss": result.losses[-1], "train/first_loss": result.losses[0],
                "train/steps": len(result.losses), "train/source": source, "train/examples": len(pairs),
                "train/loss_curve": [round(x, 5) for x in result.losses]}
-    return [Output(adapter=result.adapter, metrics=metrics, extra_files=extra)]
+    outputs = [Output(adapter=result.adapter, metrics=metrics, extra_files=extra)]
+    if params.get("transfer_kit"):  # the data is at hand now; later it may be gone
+        from transfer import KitConfig, make_kit
+        from workers.kinds.transfer_kit import kit_outputs
+
+        ctx.log("making a transfer kit for the trained adapter")
+        kit = make_kit(result.adapter, model, tokenizer, pairs, KitConfig(seed=params["seed"]),
+                       progress=method_progress(ctx, 0.9, 1.0), source_base_name=params["base"])
+        name = f"{ctx.output_name}-kit" if getattr(ctx, "output_name", None) else None
+        outputs += kit_outputs(kit, name=name, parents=[("output", "0", "discriminates_for")])
+    return outputs

@@ -1,0 +1,52 @@
+"""Submit-time checks a kind needs beyond shapes and references: each looks at the resolved registry objects
+(torch-free, with the database) and returns the params to store, completed where the hub found something for the
+caller (e.g. the transfer kit found through lineage), or raises Invalid, so a job that cannot run is a 422 with
+nothing queued. Each is named on its kind's spec line in hub.job_kinds."""
+from __future__ import annotations
+
+from hub import registry
+from hub.registry import Invalid
+
+
+def _base_name(version) -> str | None:
+    return version.adapter.base.name if version.adapter.base else None
+
+
+def _file_names(version) -> set[str]:
+    return {f["name"] for f in version.files}
+
+
+def transfer_kit(resolved) -> dict:
+    """The real data must hold more examples than the kit keeps as seeds."""
+    params = resolved.params
+    for dataset in resolved.refs.get("dataset", []):
+        records = (dataset.metrics or {}).get("records")
+        if isinstance(records, int) and records <= params["seeds"]:
+            raise Invalid(f"params.dataset {registry.version_ref(dataset)} has {records} examples; a kit keeps "
+                          f"{params['seeds']} as seeds and needs more than that to train its discriminator")
+    return params
+
+
+def transfer(resolved) -> dict:
+    """Find the kit (named, or the newest readable `discriminates_for` the source) and check it fits the source."""
+    params = dict(resolved.params)
+    (source,) = resolved.inputs
+    source_ref = registry.version_ref(source)
+    if resolved.refs.get("kit"):
+        (kit,) = resolved.refs["kit"]
+    else:
+        found = [ref for ref in registry.children_of(resolved.session, source.id, "discriminates_for")
+                 if resolved.readable(ref.split("/", 1)[0])]
+        if not found:
+            raise Invalid(f"{source_ref} has no transfer kit: make one with a transfer_kit job (or train with "
+                          "transfer_kit: true) while its data exists, or name one in params.kit")
+        ns, name, ref = registry.parse_ref(found[0])
+        kit = registry.resolve_version(resolved.session, "adapter", ns, name, ref)
+    kit_ref = registry.version_ref(kit)
+    if "kit/kit.json" not in _file_names(kit):
+        raise Invalid(f"params.kit {kit_ref} is not a transfer kit (no kit/kit.json)")
+    if _base_name(kit) != _base_name(source):
+        raise Invalid(f"params.kit {kit_ref}: its discriminator is on base {_base_name(kit)!r}, but the source "
+                      f"{source_ref} is on {_base_name(source)!r}; the discriminator must run on the source base")
+    params["kit"] = kit_ref
+    return params

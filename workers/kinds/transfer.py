@@ -1,0 +1,44 @@
+"""`transfer`: Trans-LoRA — the source adapter moved to `target_base` through synthetic inputs the target base
+writes, filtered by the kit's discriminator and labelled (as text) by the source adapter. Publishes the student
+adapter, transferred_from the source and filtered_by the kit, with the transfer report (and an evaluation on the
+target base when asked) in its metrics and the synthetic training set as transfer/synthetic.jsonl."""
+from __future__ import annotations
+
+import json
+
+from lora.evaluation import evaluate_task
+from lora.tasks import load_task
+from transfer import Kit, TransferConfig, trans_lora
+from workers.kinds.base import JobContext, Output, config_from, method_progress
+
+STAGES = {"generating candidates": (0.05, 0.4), "filtering": (0.05, 0.4), "teacher labelling": (0.4, 0.5),
+          "distilling": (0.5, 0.9)}
+
+
+def run(ctx: JobContext, params: dict) -> list[Output]:
+    (ref,) = ctx.inputs
+    source, info = ctx.load_adapter(ref)
+    kit = Kit.from_files(ctx.load_files(params["kit"]))
+    ctx.progress(0.0, "loading bases")
+    source_model, source_tokenizer = ctx.load_base(info["base"])
+    target_model, target_tokenizer = ctx.load_base(params["target_base"])
+    result = trans_lora(source, source_model, source_tokenizer, target_model, target_tokenizer, kit,
+                        config_from(TransferConfig, params), progress=method_progress(ctx, stages=STAGES),
+                        target_base_name=params["target_base"])
+    report = {k: v for k, v in result.report.items() if k not in ("synthetic", "config")}
+    ctx.log(f"acceptance rate {report['acceptance_rate']}, {report['train_size']} training examples")
+    metrics = {"transfer": report}
+    if params.get("evaluate"):
+        ctx.progress(0.92, "evaluating")
+        if params["evaluate"].startswith("builtin:"):
+            task = load_task(params["evaluate"])
+            examples, name = task.test, task.name
+        else:
+            examples = [{"prompt": p, "completion": c} for p, c in ctx.load_dataset(params["evaluate"])]
+            name = params["evaluate"].split("@", 1)[0].replace("/", ".")
+        examples = examples[: params.get("eval_limit") or len(examples)]
+        scores = evaluate_task(target_model, target_tokenizer, result.adapter, examples)
+        metrics[f"eval/{name}/exact_match"], metrics[f"eval/{name}/n"] = scores["exact_match"], scores["n"]
+        ctx.metric(f"eval/{name}/exact_match", scores["exact_match"])
+    synthetic = "".join(json.dumps(row) + "\n" for row in result.report["synthetic"]).encode()
+    return [Output(adapter=result.adapter, metrics=metrics, extra_files={"transfer/synthetic.jsonl": synthetic})]
