@@ -1,0 +1,45 @@
+"""Shared inputs for the generation tests: one tiny-Llama LoRA trajectory and one generator trained on it.
+
+Both are session-scoped: training them is the slow part (a few seconds each on 2 cores), and every test only reads
+them. The generator is deliberately small (5 blocks, 8 channels, latent 16) so it trains in a few seconds."""
+from __future__ import annotations
+
+import pytest
+
+from generation import GeneratorConfig, Member, hidden_state_condition, train_generator
+from lora.bases import load_base
+from lora.tasks import make_task
+from lora.training import TrainConfig, train_lora
+
+BASE = "tiny:llama?seed=0"
+STEPS, EVERY = 30, 2  # 15 checkpoints; keep=0.5 keeps the last 8
+SMALL = dict(blocks=5, channels=8, latent=16)
+
+
+@pytest.fixture(scope="session")
+def base():
+    return load_base(BASE)
+
+
+@pytest.fixture(scope="session")
+def task():
+    return make_task("word_sorting", n=32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trajectory(base, task):
+    model, tok = base
+    return train_lora(model, tok, task.pairs(), TrainConfig(steps=STEPS, checkpoint_every=EVERY, lr=5e-3),
+                      base_name=BASE)
+
+
+@pytest.fixture(scope="session")
+def condition(base, task):
+    model, tok = base
+    return hidden_state_condition(model, tok, [p + c for p, c in task.pairs()[:8]])
+
+
+@pytest.fixture(scope="session")
+def generator(trajectory, condition):
+    config = GeneratorConfig(epochs=200, **SMALL)
+    return train_generator([Member("word_sorting", trajectory.checkpoints, condition)], config)
