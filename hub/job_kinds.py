@@ -45,8 +45,8 @@ class KindSpec:
 KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("train", p.TrainParams, (0, 0), "adapter", "gpu", "LoRA fine-tuning on a built-in task or a dataset",
              config="lora.training:TrainConfig"),
-    KindSpec("evaluate", p.EvaluateParams, (1, 1), "metrics", "gpu",
-             "exact match of a version on a task's test split or a dataset, stored in its metrics"),
+    KindSpec("evaluate", p.EvaluateParams, (0, 1), "metrics", "gpu",
+             "exact match of a version (or of a base alone) on a task's test split or a dataset; into its metrics"),
     KindSpec("merge", p.MergeParams, (2, 64), "adapter", "cpu", "LoRA-LEGO or a standard merge of adapters on one base",
              relation="merged_from", config="merging.config:MergeConfig"),
     KindSpec("noop", p.NoopParams, (0, 0), "none", "cpu", "waits; for dispatch tests and benchmarks"),

@@ -121,8 +121,15 @@ class TrainParams(TaskOrDataset):
 
 
 class EvaluateParams(TaskOrDataset):
+    """Scores an input version (into its metrics), or with no input a base model alone (`base`; result data only)."""
+
+    base: ref("base") | None = None
     limit: int | None = Field(None, ge=1, le=100_000)
     max_new_tokens: int | None = Field(None, ge=1, le=1024)
+
+    def check_inputs(self, inputs: list[str]) -> None:
+        if bool(inputs) == (self.base is not None):
+            raise ValueError("evaluate takes one input version, or no input and params.base (the base alone)")
 
 
 class MergeParams(Params):

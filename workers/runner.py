@@ -178,7 +178,9 @@ def _publish(services: Services, job: Job, spec: KindSpec, out: Output,
              published: list[tuple[str, str | None]]) -> str | None:
     """Store one output as the kind's spec says; returns the ref of the version it made or updated (None for data)."""
     object = out.object or spec.output
-    if object == "metrics":  # e.g. evaluate: merged into the input version's metrics
+    if object == "metrics":  # e.g. evaluate: merged into the input version's metrics (none: data only)
+        if not job.inputs:
+            return None
         ns, name, ref = registry.parse_ref(job.inputs[0])
         with services.session_factory() as s:
             version = registry.resolve_version(s, spec.input_object, ns, name, ref)

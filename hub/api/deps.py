@@ -55,3 +55,11 @@ def require(tok: ApiToken | None, namespace: Namespace | str | None, scope: str)
 
 def can_read(tok: ApiToken | None, namespace: Namespace) -> bool:
     return auth.allows(tok, namespace, "read")
+
+
+def require_any(tok: ApiToken | None, scope: str) -> None:
+    """A token with `scope` somewhere (jobs that only compute, like evaluating a base alone, touch no namespace)."""
+    if tok is None:
+        raise HTTPException(401, f"this needs a token with {scope} scope", headers={"WWW-Authenticate": "Bearer"})
+    if max((auth.LEVELS.get(s, 0) for s in tok.scope_set), default=0) < auth.LEVELS[scope]:
+        raise HTTPException(403, f"token lacks {scope} scope")

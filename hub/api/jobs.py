@@ -17,7 +17,7 @@ from pydantic import BaseModel as Schema
 from sqlalchemy.orm import Session
 
 from hub import jobs as job_service
-from hub.api.deps import can_read, db, require, token
+from hub.api.deps import can_read, db, require, require_any, token
 from hub.job_kinds import KINDS, describe, namespaces_named
 from hub.models import ApiToken, Job, Namespace, iso_utc
 from hub.registry import NotFound
@@ -108,7 +108,10 @@ def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: A
     if not isinstance(target, str):  # evaluate writes metrics onto its input's version
         target = body.inputs[0].split("/", 1)[0] if body.inputs and isinstance(body.inputs[0], str) else None
     namespace = session.query(Namespace).filter_by(name=target).one_or_none() if target else None
-    require(tok, namespace or target, "write")
+    if target is None and body.kind in KINDS and not KINDS[body.kind].publishes:
+        require_any(tok, "write")  # writes nothing to the registry (a base evaluated, infer on a base): any writer
+    else:
+        require(tok, namespace or target, "write")
     job = job_service.create_job(
         request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
         params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,

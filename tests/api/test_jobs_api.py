@@ -210,6 +210,10 @@ def test_cli_train_evaluate_and_generic_submit_logs_cancel_retry(jobs_hub, monke
         metrics = c.get("/api/v1/adapters/jobs/cli-trained/versions/1").json()["metrics"]
     assert metrics["eval/caesar_shift/n"] == 4
 
+    r = cli.invoke(app, ["jobs", "submit", "evaluate", "-p", f"base={TINY_BASE}", "--wait",
+                         "-p", "task=builtin:caesar_shift?n=8&test=4&seed=1"])
+    assert r.exit_code == 0 and "eval/caesar_shift/exact_match" in r.output, r.output  # the base alone: data only
+
     r = cli.invoke(app, ["jobs", "submit", "noop", "-p", "seconds=30"])
     assert r.exit_code == 0, r.output
     job_id = r.output.split("noop job ", 1)[1].split()[0]

@@ -1,4 +1,5 @@
-"""`evaluate`: exact match of an adapter version on a task's test split (or a dataset), stored on that version."""
+"""`evaluate`: exact match of an adapter version (or a base alone) on a task's test split or a dataset; the scores
+are the job's result and go into the version's metrics."""
 from __future__ import annotations
 
 from lora.evaluation import evaluate_task
@@ -7,10 +8,12 @@ from workers.kinds.base import JobContext, Output
 
 
 def run(ctx: JobContext, params: dict) -> list[Output]:
-    (ref,) = ctx.inputs
-    adapter, info = ctx.load_adapter(ref)
+    adapter, base = None, params.get("base")
+    if ctx.inputs:
+        adapter, info = ctx.load_adapter(ctx.inputs[0])
+        base = info["base"]
     ctx.progress(0.1, "loading base")
-    model, tokenizer = ctx.load_base(info["base"])
+    model, tokenizer = ctx.load_base(base)
     if params.get("task"):
         task = load_task(params["task"])
         examples, name = task.test, task.name
