@@ -245,7 +245,9 @@ def make_router(kind: str, plural: str) -> APIRouter:
 
 # ------------------------------------------------------------------ the upload's steps (issue 10, item 7)
 
-MAX_CONCURRENT_UPLOADS = 32  # per API process; the default pool is 5+10 connections (SQLite) or 20+20 (PostgreSQL)
+# Per API process. Past its body an upload needs a pooled connection for a few short steps at a time (the pool is
+# 5+10 on SQLite, 20+20 on PostgreSQL), so 64 of them queue for connections for well under the pool's 30 s timeout.
+MAX_CONCURRENT_UPLOADS = 64
 
 
 class UploadSlots:
@@ -261,16 +263,10 @@ class UploadSlots:
 
 
 def _slots(app) -> UploadSlots:
-    """ADAPTARIUM_MAX_CONCURRENT_UPLOADS, else MAX_CONCURRENT_UPLOADS but no more than the pool's connections (5+10
-    on SQLite), so uploads past their body never queue for a connection long enough to time out."""
     slots = getattr(app.state, "upload_slots", None)
     if slots is None:
-        limit = os.environ.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS")
-        if limit is None:
-            pool = app.state.engine.pool
-            capacity = pool.size() + max(getattr(pool, "_max_overflow", 0), 0) if hasattr(pool, "size") else None
-            limit = min(MAX_CONCURRENT_UPLOADS, capacity or MAX_CONCURRENT_UPLOADS)
-        slots = app.state.upload_slots = UploadSlots(int(limit))
+        limit = int(os.environ.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", MAX_CONCURRENT_UPLOADS))
+        slots = app.state.upload_slots = UploadSlots(limit)
     return slots
 
 
