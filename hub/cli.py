@@ -1,4 +1,4 @@
-"""`adaptarium`: run the hub (`up`, `worker`, `db upgrade`, `token create|revoke`) and use it (`bases add`, `push`,
+"""`adaptarium`: run the hub (`up`, `worker`, `db upgrade`, `token create|revoke`, `gc`) and use it (`bases add`, `push`,
 `pull`, `ls`, `show`, `merge`, `jobs`).
 
 Serving commands work on the database directly; every other command is a client of the REST API (ADAPTARIUM_URL,
@@ -553,6 +553,11 @@ def _event_line(event: dict) -> str:
             "state": lambda: data["state"] + (f" {' '.join(data['results'])}" if data.get("results") else ""),
             "error": lambda: f"{data.get('type')}: {data.get('message')}\n{data.get('traceback', '')}"}
     return f"{event['at'][11:19] if event['at'] else ''} {event['type']:<8} {text.get(event['type'], lambda: json.dumps(data))()}"
+
+
+from hub.cli_gc import gc as gc_command  # noqa: E402 - the command lives beside the collector it drives
+
+app.command(name="gc")(gc_command)
 
 
 def main() -> None:

@@ -50,3 +50,23 @@ def transfer(resolved) -> dict:
                       f"{source_ref} is on {_base_name(source)!r}; the discriminator must run on the source base")
     params["kit"] = kit_ref
     return params
+
+
+def _builtin_size(spec: str) -> int:
+    """Examples in a built-in task's train split: its n (default 256; lora.tasks.make_task draws the test split
+    on top of that)."""
+    from urllib.parse import parse_qsl
+
+    return int(dict(parse_qsl(spec.partition("?")[2])).get("n", 256))
+
+
+def unlearn(resolved) -> dict:
+    """The forget set must be big enough for the detector's 80/20 split (a dataset's size is in its metrics)."""
+    params = resolved.params
+    forget = params["forget"]
+    size = _builtin_size(forget) if forget.startswith("builtin:") else \
+        (resolved.refs["forget"][0].metrics or {}).get("records")
+    if isinstance(size, int) and size < params["min_forget_examples"]:
+        raise Invalid(f"params.forget has {size} examples; the detector's 80/20 split needs at least "
+                      f"{params['min_forget_examples']} (min_forget_examples)")
+    return params

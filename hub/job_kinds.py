@@ -56,6 +56,11 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("transfer", p.TransferParams, (1, 1), "adapter", "gpu",
              "Trans-LoRA: move an adapter to another base with synthetic data filtered by its kit",
              relation="transferred_from", config="transfer.config:TransferConfig", check=checks.transfer),
+    KindSpec("unlearn", p.UnlearnParams, (1, 1), "adapter", "gpu",
+             "O3: forget a set with an orthogonal unlearning LoRA and an OOD-gated soft load (next version)",
+             relation="unlearned_from", config="unlearning.config:UnlearnConfig", check=checks.unlearn),
+    KindSpec("infer", p.InferParams, (0, 1), "data", "gpu",
+             "completions from a version (gated for O3 versions) or a base alone; in the job's result"),
 ]}
 KIND_NAMES = tuple(KINDS)
 

@@ -121,9 +121,11 @@ class TrainParams(TaskOrDataset):
 
 
 class EvaluateParams(TaskOrDataset):
-    """Scores an input version (into its metrics), or with no input a base model alone (`base`; result data only)."""
+    """Scores an input version (into its metrics), or with no input a base model alone (`base`; result data only).
+    An O3 (unlearned) version is scored with its gate unless gate is "off" (the plain PEFT files)."""
 
     base: ref("base") | None = None
+    gate: Literal["auto", "off"] = "auto"
     limit: int | None = Field(None, ge=1, le=100_000)
     max_new_tokens: int | None = Field(None, ge=1, le=1024)
 
@@ -224,3 +226,54 @@ class TransferParams(Params):
     max_len: int = Field(256, ge=8, le=8192)
     measure_mmd: bool = True
     seed: int = Field(0, ge=0)
+
+
+class UnlearnParams(Params):
+    """unlearning.UnlearnConfig, plus the forget set (a dataset version or a built-in task: its train split) and
+    optional reference inputs (retained data) for the detector's AUROC in the report."""
+
+    forget: ref("dataset", relation="forgets", builtin=True)
+    reference: ref("dataset", builtin=True) | None = None
+    relabel: Literal["refusal", "wrong_option"] = "refusal"
+    options: list[str] = Field(default_factory=list)
+    lambda_orth: float = Field(0.1, ge=0)
+    rank: int = Field(8, ge=1, le=1024)
+    lora_alpha: float = Field(16.0, gt=0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    lr: float = Field(1e-3, gt=0, le=1)
+    steps: int = Field(100, ge=1, le=100_000)
+    batch_size: int = Field(8, ge=1, le=1024)
+    max_len: int = Field(256, ge=8, le=8192)
+    seed: int = Field(0, ge=0)
+    used_fraction: float = Field(0.8, gt=0, lt=1)
+    mask_prob: float = Field(0.15, gt=0, lt=1)
+    detector_rank: int = Field(8, ge=1, le=1024)
+    detector_alpha: float = Field(16.0, gt=0)
+    detector_target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+    detector_steps: int = Field(100, ge=1, le=100_000)
+    detector_lr: float = Field(5e-4, gt=0, le=1)
+    detector_batch_size: int = Field(8, ge=2, le=1024)
+    detector_max_len: int = Field(128, ge=8, le=512)
+    gamma: float = Field(1.0, ge=0)
+    nu: float = Field(0.1, gt=0, le=1)
+    zeta: float = Field(10.0, gt=0)
+    one_sided_gate: bool = True
+    min_forget_examples: int = Field(10, ge=2)
+
+
+MAX_PROMPTS, MAX_PROMPT_CHARS = 64, 4000
+
+
+class InferParams(Params):
+    """Completions from a version (gated when it is an O3 version) or, with no input, from `base` alone."""
+
+    base: ref("base") | None = None
+    prompts: list[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]] = Field(min_length=1, max_length=MAX_PROMPTS)
+    max_new_tokens: int = Field(64, ge=1, le=512)
+    temperature: float = Field(0.0, ge=0, le=10)
+    seed: int = Field(0, ge=0)
+    gate: Literal["auto", "off"] = "auto"
+
+    def check_inputs(self, inputs: list[str]) -> None:
+        if bool(inputs) == (self.base is not None):
+            raise ValueError("infer takes one input version, or no input and params.base (the base alone)")

@@ -102,7 +102,9 @@ def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
                         409: {"description": "Idempotency-Key reused for another request"},
                         422: {"description": "bad kind, inputs, params or output; unknown or yanked references"}})
 def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token),
-           idempotency_key: str | None = Header(default=None, alias="Idempotency-Key")) -> dict:
+           idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+           wait: float = Query(0, ge=0, le=60, description="seconds to wait for the job to finish before answering "
+                                                             "(for short interactive jobs such as infer)")) -> dict:
     output = body.output_dict()
     target = (output or {}).get("namespace")
     if not isinstance(target, str):  # evaluate writes metrics onto its input's version
@@ -118,6 +120,8 @@ def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: A
         idempotency_key=idempotency_key, settings=request.app.state.settings,
         queue_routes=os.environ.get("ADAPTARIUM_QUEUE_ROUTES"), readable=_readable(session, tok),
         caller=f"token-{tok.id}" if tok else "anonymous")
+    if wait:
+        job = job_service.wait_for(request.app.state.session_factory, job.id, wait)
     return job_service.job_to_dict(job)
 
 

@@ -19,6 +19,8 @@ EXAMPLES = {
     "noop": ([], {}),
     "transfer_kit": (["pub/a@1"], {"dataset": "pub/data@1", "seeds": 2}),
     "transfer": (["pub/a@1"], {"target_base": TINY_BASE, "kit": "pub/kit@1", "evaluate": "pub/data@1"}),
+    "unlearn": (["pub/a@1"], {"forget": "pub/data@1", "reference": "pub/data@1", "min_forget_examples": 2}),
+    "infer": (["pub/a@1"], {"prompts": ["1+1="]}),
 }
 
 

@@ -8,10 +8,14 @@ from workers.kinds.base import JobContext, Output
 
 
 def run(ctx: JobContext, params: dict) -> list[Output]:
-    adapter, base = None, params.get("base")
+    adapter, base, state = None, params.get("base"), None
     if ctx.inputs:
         adapter, info = ctx.load_adapter(ctx.inputs[0])
         base = info["base"]
+        if any(name.startswith("o3/") for name in info["files"]) and params.get("gate", "auto") == "auto":
+            from unlearning import O3State
+
+            state = O3State.from_files(ctx.load_files(ctx.inputs[0]))
     ctx.progress(0.1, "loading base")
     model, tokenizer = ctx.load_base(base)
     if params.get("task"):
@@ -24,7 +28,16 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
         examples = examples[: params["limit"]]
     ctx.check_cancelled()
     ctx.progress(0.3, "generating")
-    scores = evaluate_task(model, tokenizer, adapter, examples, max_new_tokens=params.get("max_new_tokens"))
+    if state is not None:  # an O3 version: base + task + w(x)·unlearning LoRA, as it is meant to be served
+        from unlearning import gated_evaluate
+
+        scores = gated_evaluate(model, tokenizer, state, examples, max_new_tokens=params.get("max_new_tokens"))
+    else:
+        scores = evaluate_task(model, tokenizer, adapter, examples, max_new_tokens=params.get("max_new_tokens"))
     ctx.metric(f"eval/{name}/exact_match", scores["exact_match"])
     metrics = {f"eval/{name}/exact_match": scores["exact_match"], f"eval/{name}/n": scores["n"]}
+    if state is not None:
+        metrics[f"eval/{name}/gate_mean"] = scores["gate_mean"]
+    elif params.get("gate") == "off" and adapter is not None and any(n.startswith("o3/") for n in info["files"]):
+        metrics = {f"eval/{name}/ungated/{k.rsplit('/', 1)[1]}": v for k, v in metrics.items()}
     return [Output(metrics=metrics, data=metrics)]
