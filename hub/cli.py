@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
@@ -465,6 +466,78 @@ def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns
     if weights:
         params["weights"] = [float(w) for w in weights.split(",")]
     _submit("merge", inputs, params, into, wait)
+
+
+def _with_params(kind: str, params: dict, extra: list[str]) -> dict:
+    """The command's own options plus any other parameter of the kind given as --param key=value."""
+    if extra:
+        with _client() as client:
+            try:
+                params.update(_parse_params(extra, _kind(client, kind)["params_schema"]))
+            except ClientError as exc:
+                _fail(exc.detail)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+PARAM = typer.Option([], "--param", "-p", help="Any other parameter of the kind, key=value (repeatable).")
+
+
+@app.command(name="transfer-kit")
+def transfer_kit(version: str, task: str = typer.Option(None, help="builtin:<task>?n=...: the real data"),
+                 dataset: str = typer.Option(None, help="A dataset version with the real data."),
+                 into: str = typer.Option(..., help="Kit name namespace/name (adapter + seed dataset)."),
+                 seeds: int = typer.Option(5), param: list[str] = PARAM, wait: bool = typer.Option(True)):
+    """Make a Trans-LoRA kit for an adapter version while its data exists (discriminator + seeds)."""
+    _submit("transfer_kit", [version], _with_params("transfer_kit", {"task": task, "dataset": dataset,
+                                                                     "seeds": seeds}, param), into, wait)
+
+
+@app.command()
+def transfer(version: str, to: str = typer.Option(..., "--to", help="The target base."),
+             into: str = typer.Option(..., help="Output adapter namespace/name."),
+             kit: str = typer.Option(None, help="Kit version (default: found through the source's lineage)."),
+             evaluate: str = typer.Option(None, help="builtin:<task> or a dataset to score the result on."),
+             param: list[str] = PARAM, wait: bool = typer.Option(True)):
+    """Move an adapter to another base with Trans-LoRA (synthetic data filtered by its kit, distilled)."""
+    _submit("transfer", [version], _with_params("transfer", {"target_base": to, "kit": kit, "evaluate": evaluate},
+                                                param), into, wait)
+
+
+@app.command()
+def unlearn(version: str, forget: str = typer.Option(..., help="Dataset version or builtin:<task> to forget."),
+            into: str = typer.Option(None, help="Output namespace/name (default: the input's, as its next version)."),
+            relabel: str = typer.Option("refusal", help="refusal or wrong_option"),
+            param: list[str] = PARAM, wait: bool = typer.Option(True)):
+    """O3 unlearning: the next version forgets a set (orthogonal LoRA + OOD-gated soft load)."""
+    namespace, name, _ = _split_ref(version)
+    _submit("unlearn", [version], _with_params("unlearn", {"forget": forget, "relabel": relabel}, param),
+            into or f"{namespace}/{name}", wait)
+
+
+@app.command()
+def infer(target: str = typer.Argument(..., help="A version ns/name[@ref], or a base name with --base."),
+          prompts: list[str] = typer.Argument(..., help="One or more prompts."),
+          base: bool = typer.Option(False, "--base", help="TARGET is a base model: no adapter."),
+          max_new_tokens: int = typer.Option(64), temperature: float = typer.Option(0.0),
+          gate: str = typer.Option("auto", help="auto (O3 gate) or off (plain PEFT files)")):
+    """Completions from a version (gated for O3 versions) or a base; prints each with its gate weight."""
+    params = {"prompts": prompts, "max_new_tokens": max_new_tokens, "temperature": temperature, "gate": gate}
+    inputs = [] if base else [target]
+    if base:
+        params["base"] = target
+    with _client() as client:
+        try:
+            job = client.post("/api/v1/jobs?wait=60", {"kind": "infer", "inputs": inputs, "params": params})
+            if job["state"] not in ("succeeded", "failed", "cancelled"):
+                job = _wait(client, job["id"])
+        except ClientError as exc:
+            _fail(exc.detail)
+    if job["state"] != "succeeded":
+        _report(job)
+    result = job["result"]
+    for i, (prompt, completion) in enumerate(zip(result["prompts"], result["completions"])):
+        gate_note = f"  [gate {result['gate_weights'][i]:.3f}]" if "gate_weights" in result else ""
+        console.print(f"[bold]{escape(prompt)}[/bold]{escape(completion)}{escape(gate_note)}", highlight=False)
 
 
 @jobs_app.command("ls")

@@ -136,3 +136,22 @@ def test_train_with_transfer_kit_publishes_the_kit_beside_the_adapter(world):
                                              "params": {**TRANSFER, "steps": 1}}).json()
         assert found["params"]["kit"] == "team/with-kit-kit@1"
         c.post(f"/api/v1/jobs/{found['id']}/cancel")
+
+
+def test_cli_transfer_kit_and_transfer(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    hub, _ = world
+    monkeypatch.setenv("ADAPTARIUM_URL", hub.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", hub.admin_token)
+    cli = CliRunner()
+    r = cli.invoke(app, ["transfer-kit", "team/sorter@1", "--task", TASK, "--into", "team/cli-kit", "--seeds", "4",
+                         "-p", "steps=4", "-p", "max_new_tokens=16", "-p", "rank=2"])
+    assert r.exit_code == 0 and "team/cli-kit@1" in r.output, r.output
+    args = ["transfer", "team/sorter@1", "--to", "tiny-gemma3", "--into", "team/cli-gemma", "--kit", "team/cli-kit@1"]
+    for key in ("synthetic_size", "max_new_tokens", "label_max_new_tokens", "rank", "max_attempts", "give_up_after"):
+        args += ["-p", f"{key}={TRANSFER[key]}"]
+    r = cli.invoke(app, args + ["-p", "steps=2", "-p", "measure_mmd=false", "-p", "data=unfiltered"])
+    assert r.exit_code == 0 and "team/cli-gemma@1" in r.output, r.output

@@ -89,3 +89,23 @@ def test_bad_unlearn_and_infer_requests_are_422_with_nothing_queued(unlearned):
             r = c.post("/api/v1/jobs", json=body)
             assert r.status_code == 422 and fragment in r.json()["detail"], (fragment, r.text)
         assert hub.scalar("SELECT count(*) FROM jobs") == before
+
+
+def test_cli_unlearn_and_infer(unlearned, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    hub, _, _ = unlearned
+    monkeypatch.setenv("ADAPTARIUM_URL", hub.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", hub.admin_token)
+    cli = CliRunner()
+    args = ["unlearn", "team/assistant@3", "--forget", "builtin:two_step_arithmetic?n=12&test=4&seed=3"]
+    for key, value in FAST.items():
+        args += ["-p", f"{key}={value}"]
+    r = cli.invoke(app, args)
+    assert r.exit_code == 0 and "team/assistant@4" in r.output, r.output
+    r = cli.invoke(app, ["infer", "team/assistant@4", "True and False = ", "--max-new-tokens", "4"])
+    assert r.exit_code == 0 and "True and False = " in r.output and "[gate " in r.output, r.output
+    r = cli.invoke(app, ["infer", TINY_BASE, "--base", "True and False = ", "--max-new-tokens", "4"])
+    assert r.exit_code == 0 and "[gate " not in r.output, r.output
