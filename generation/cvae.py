@@ -1,23 +1,26 @@
 """The conditional VAE over flattened adapters (methods.md ICM-LoRA step 4).
 
-Encoder: stride-2 Conv1d blocks take the (1, L) vector to (channels, L / 2**blocks); flattened and concatenated with
-the condition, one linear layer gives μ and log σ². Decoder: [z; condition] -> linear -> (channels, L / 2**blocks)
--> stride-2 ConvTranspose1d blocks -> (1, L). Loss: reconstruction MSE over the real (unpadded) positions + β·KL.
+Encoder: per-position read gains turn the (1, L) vector into (P, L); stride-2 Conv1d blocks take it to
+(channels, L / 2**blocks); flattened and concatenated with the condition, one linear layer gives μ and log σ².
+Decoder: [z; condition] -> linear -> (channels, L / 2**blocks) -> stride-2 ConvTranspose1d blocks -> (P, L) ->
+per-position write gains summed over P -> (L,). Loss: reconstruction MSE over the real (unpadded) positions + β·KL.
 
-Choices of ours, for CPU budgets: block widths double from 2 up to `channels` (the first blocks see the full
-~0.5M-long vector, so narrow ones there make a SmolLM2 step ~5x cheaper than constant width), and the condition is
-projected to `latent` dims by one shared linear layer before it is concatenated (a 576-d hidden state concatenated
-raw would multiply the size of both heads).
-
-One addition to the paper's text: a learned per-position output offset, initialised to the mean training vector.
-Shared conv kernels produce smooth, repeating patterns and cannot put an arbitrary value at each of ~0.5M positions,
-yet an adapter's values are mostly position-specific (A is its random init plus small updates). The offset carries
-what all training checkpoints share, so the conv path only has to model how checkpoints and tasks differ from it.
-It costs L parameters, the size of one adapter. Both halves of the network work on the residual at unit scale: the
-encoder sees (x − offset) / s and the decoder's output is multiplied by s, with s the RMS of the training vectors
-around their mean (a buffer). Checkpoints of one family differ by a few percent of a tensor's spread, so without it
-the encoder would see almost only the shared part and the decoder would start out with noise 30x larger than
-anything it has to model.
+What the paper's text does not say, and why we added it (each one measured on the tiny test family, where without
+it the posterior collapses and every checkpoint decodes to the family mean):
+- A per-position output offset (L parameters), initialised to the mean training vector. Shared conv kernels make
+  smooth, repeating patterns and cannot put an arbitrary value at each of ~0.5M positions, yet an adapter's values
+  are position-specific (A is its random init plus small updates). The offset holds what all checkpoints share.
+- Per-position read and write gains (P x L each, GeneratorConfig.position_channels): what differs between
+  checkpoints and tasks is also position-specific (one random-looking direction per task), and a shared kernel can
+  neither detect nor produce it. Each write channel is a learned pattern the conv features modulate.
+- The residual at unit scale: the encoder sees (x − offset) / s and the decoder's output is multiplied by s, with s
+  the RMS of the training vectors around their mean (a buffer). Checkpoints of one family differ by a few percent of
+  a tensor's spread; the reconstruction error is measured in the same unit (see loss_terms).
+- He initialisation for the convs (PyTorch's default shrinks the signal through 10 blocks) and, in train.py, a KL
+  warm-up.
+Choices for CPU budgets: block widths double from 2 up to `channels` (the first blocks see the full vector), and the
+condition is projected to `latent` dims by one shared linear layer before it is concatenated (a 576-d hidden state
+concatenated raw would multiply the size of both heads).
 
 The condition is centred and scaled with statistics of the training conditions, kept as buffers so they travel
 with the weights: conditions of related tasks on one base share a large common component (hidden states) or are
@@ -49,7 +52,7 @@ class CVAE(nn.Module):
         encoder: list[nn.Module] = []
         for i, width in enumerate(widths):
             c_in = widths[i - 1] if i else position_channels
-            encoder += [nn.Conv1d(c_in, width, KERNEL, STRIDE, padding=1), nn.LeakyReLU(0.2)]
+            encoder += [nn.Conv1d(c_in, width, KERNEL, STRIDE, padding=(KERNEL - STRIDE) // 2), nn.LeakyReLU(0.2)]
         self.encoder = nn.Sequential(*encoder)
         self.condition_proj = nn.Linear(condition_size, latent)
         self.to_posterior = nn.Linear(features + latent, 2 * latent)
@@ -58,7 +61,7 @@ class CVAE(nn.Module):
         decoder: list[nn.Module] = []
         for i in reversed(range(blocks)):
             c_out = widths[i - 1] if i else position_channels
-            decoder.append(nn.ConvTranspose1d(widths[i], c_out, KERNEL, STRIDE, padding=1))
+            decoder.append(nn.ConvTranspose1d(widths[i], c_out, KERNEL, STRIDE, padding=(KERNEL - STRIDE) // 2))
             if i:
                 decoder.append(nn.LeakyReLU(0.2))
         self.decoder = nn.Sequential(*decoder)

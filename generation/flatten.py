@@ -91,8 +91,8 @@ def fit_layout(adapters: list, multiple: int) -> Layout:
         values = torch.cat([a.tensors[key].detach().reshape(-1).to(torch.float64) for a in adapters])
         mean = float(torch.tensor(values.mean().item(), dtype=torch.float32))
         std = _power_of_two(values.std(correction=0).item()) if values.numel() > 1 else 1.0
-        specs.append(TensorSpec(key=key, shape=tuple(reference.shape), dtype=str(reference.dtype).removeprefix("torch."),
-                                mean=mean, std=std, offset=offset))
+        dtype = str(reference.dtype).removeprefix("torch.")
+        specs.append(TensorSpec(key=key, shape=tuple(reference.shape), dtype=dtype, mean=mean, std=std, offset=offset))
         offset += reference.numel()
     padded = -(-offset // multiple) * multiple
     return Layout(tensors=tuple(specs), length=offset, padded=padded)

@@ -1,9 +1,10 @@
 """train_generator: a family's checkpoint trajectories and conditions in, a trained Generator out.
 
 A plain loop (nanoGPT-style): keep the later part of every trajectory, check the family, fit the layout, flatten,
-then Adam on MSE + β·KL over shuffled mini-batches for a number of epochs. Everything random (the network init, the
-batch order, the reparameterisation noise) comes from the config's seed inside torch.random.fork_rng or from an
-explicit torch.Generator, so the caller's random stream is untouched and CPU reruns are bit-identical.
+then Adam on MSE + β·KL (β warmed up from 0) over shuffled mini-batches for a number of epochs. Everything random
+(the network init, the batch order, the reparameterisation noise) comes from the config's seed inside
+torch.random.fork_rng or from an explicit torch.Generator, so the caller's random stream is untouched and CPU reruns
+are bit-identical.
 """
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
     """Train an ICM-LoRA CVAE on the members' kept checkpoints; `generator.report` holds the loss curve per epoch,
     sizes (generator bytes vs the checkpoints it was trained on) and seconds.
 
-    progress("training", step, steps, {"loss", "recon", "kl"}) after each optimizer step (lora.progress protocol);
+    progress("training", step, steps, {"loss", "recon", "kl", "beta"}) after each optimizer step (lora.progress
+    protocol; recon is the fraction of the checkpoints' variation left unexplained, beta the warmed-up KL weight);
     raise lora.progress.Cancelled in it to stop. base_name names the base in the generator and in every adapter it
     generates (default: the checkpoints' base_model_name_or_path). device: where to train (default CPU); the trained
     generator is returned on CPU."""

@@ -5,6 +5,7 @@ them. The generator is deliberately small (5 blocks, 8 channels, latent 16) so i
 from __future__ import annotations
 
 import pytest
+import torch
 
 from generation import GeneratorConfig, Member, hidden_state_condition, train_generator
 from lora.bases import load_base
@@ -14,6 +15,17 @@ from lora.training import TrainConfig, train_lora
 BASE = "tiny:llama?seed=0"
 STEPS, EVERY = 30, 2  # 15 checkpoints; keep=0.5 keeps the last 8
 SMALL = dict(blocks=5, channels=8, latent=16)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine two threads per process thrash:
+    the trajectory and generator fixtures took 78 s with 2 threads and 2 s with 1 under the same load. Restored
+    after each module so tests elsewhere in the same run keep their setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
