@@ -10,24 +10,29 @@ trajectory (lora.training.TrainConfig(checkpoint_every=N) -> TrainResult.checkpo
 hidden_state_condition / text_condition (or member_condition, which follows the config). check_family and the
 torch-free generation.family.family_mismatches list the inputs that do not fit the family.
 """
-from generation.conditions import (
-    condition_shift,
-    hidden_state_condition,
-    member_condition,
-    task_condition,
-    text_condition,
-)
-from generation.config import GenerateConfig, GeneratorConfig
-from generation.errors import GenerationError
-from generation.family import check_family, family_mismatches
-from generation.flatten import Layout, fit_layout, flatten, natural_key, unflatten
-from generation.generate import GenerateResult, generate
-from generation.generator import Generator, Member
-from generation.train import train_generator
+from importlib import import_module
 
-__all__ = [
-    "GenerateConfig", "GenerateResult", "GenerationError", "Generator", "GeneratorConfig", "Layout", "Member",
-    "check_family", "condition_shift", "family_mismatches", "fit_layout", "flatten", "generate",
-    "hidden_state_condition", "member_condition", "natural_key", "task_condition", "text_condition",
-    "train_generator", "unflatten",
-]
+# Lazy exports (PEP 562): the hub imports generation.config and generation.family, which must stay torch-free, and
+# importing a submodule runs this file first; the torch-using modules load on first use only.
+_EXPORTS = {
+    "condition_shift": "generation.conditions", "hidden_state_condition": "generation.conditions",
+    "member_condition": "generation.conditions", "task_condition": "generation.conditions",
+    "text_condition": "generation.conditions",
+    "GenerateConfig": "generation.config", "GeneratorConfig": "generation.config",
+    "GenerationError": "generation.errors",
+    "check_family": "generation.family", "family_mismatches": "generation.family",
+    "Layout": "generation.flatten", "fit_layout": "generation.flatten", "flatten": "generation.flatten",
+    "natural_key": "generation.flatten", "unflatten": "generation.flatten",
+    "GenerateResult": "generation.generate", "generate": "generation.generate",
+    "Generator": "generation.generator", "Member": "generation.generator",
+    "train_generator": "generation.train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'generation' has no attribute {name!r}")

@@ -70,3 +70,44 @@ def unlearn(resolved) -> dict:
         raise Invalid(f"params.forget has {size} examples; the detector's 80/20 split needs at least "
                       f"{params['min_forget_examples']} (min_forget_examples)")
     return params
+
+
+def train_generator(resolved) -> dict:
+    """One family: the inputs agree on base, rank, alpha and targets (generation.family), and each carries its
+    training trajectory (checkpoints/step-N/ files, from train with checkpoint_every)."""
+    from generation.family import family_mismatches
+
+    refs = {registry.version_ref(v): v for v in resolved.inputs}
+    configs = {}
+    for ref, version in refs.items():
+        configs[ref] = {**(version.peft_config or {}), "base_model_name_or_path": _base_name(version)}
+    problems = family_mismatches(configs)
+    no_trajectory = [ref for ref, v in refs.items()
+                     if not any(n.startswith("checkpoints/") for n in _file_names(v))]
+    if no_trajectory:
+        problems.append(f"no training trajectory (train with checkpoint_every): {', '.join(no_trajectory)}")
+    if problems:
+        raise Invalid("these inputs cannot form one generator family: " + "; ".join(problems))
+    if resolved.params["condition"] == "hidden_state":  # conditions come from each input's own training data
+        for ref, version in refs.items():
+            source = (version.metrics or {}).get("train/source")
+            if not isinstance(source, str):
+                raise Invalid(f"{ref} has no training data on record (train/source): use condition 'text' with "
+                              "descriptions")
+            if not source.startswith("builtin:") and not resolved.readable(source.split("/", 1)[0]):
+                raise registry.Forbidden(f"{ref} was trained on data you may not read; its hidden-state condition "
+                                         "would use it")
+    return resolved.params
+
+
+def generate(resolved) -> dict:
+    """The condition must be the kind the generator was trained on (recorded in its metrics)."""
+    (generator,) = resolved.inputs
+    kind = (generator.metrics or {}).get("condition")
+    params = resolved.params
+    if kind == "text" and not params.get("description"):
+        raise Invalid(f"{registry.version_ref(generator)} is conditioned on text: give params.description")
+    if kind == "hidden_state" and not params.get("examples"):
+        raise Invalid(f"{registry.version_ref(generator)} is conditioned on hidden states: give params.examples "
+                      "(a few examples of the task)")
+    return params

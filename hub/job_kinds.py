@@ -61,6 +61,13 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
              relation="unlearned_from", config="unlearning.config:UnlearnConfig", check=checks.unlearn),
     KindSpec("infer", p.InferParams, (0, 1), "data", "gpu",
              "completions from a version (gated for O3 versions) or a base alone; in the job's result"),
+    KindSpec("train_generator", p.TrainGeneratorParams, (2, 64), "generator", "gpu",
+             "ICM-LoRA: a CVAE trained on a family of adapters' trajectories, to generate adapters for new tasks",
+             relation="trained_from", config="generation.config:GeneratorConfig", check=checks.train_generator),
+    KindSpec("generate", p.GenerateParams, (1, 1), "adapter", "gpu",
+             "ICM-LoRA: a new adapter from a generator, conditioned on task examples or a description",
+             relation="generated_by", input_object="generator", config="generation.config:GenerateConfig",
+             check=checks.generate),
 ]}
 KIND_NAMES = tuple(KINDS)
 

@@ -277,3 +277,55 @@ class InferParams(Params):
     def check_inputs(self, inputs: list[str]) -> None:
         if bool(inputs) == (self.base is not None):
             raise ValueError("infer takes one input version, or no input and params.base (the base alone)")
+
+
+class TrainGeneratorParams(Params):
+    """generation.GeneratorConfig. Inputs: the family's adapter versions, each trained with checkpoint_every (its
+    trajectory). Hidden-state conditions come from each input's own training data (train/source in its metrics);
+    text conditions from `descriptions`, one per input."""
+
+    descriptions: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = None
+    condition: Literal["hidden_state", "text"] = "hidden_state"
+    condition_examples: int = Field(8, ge=1, le=256)
+    condition_with_adapter: bool = False
+    keep: float = Field(0.5, gt=0, le=1)
+    latent: int = Field(64, ge=1, le=4096)
+    channels: int = Field(16, ge=1, le=512)
+    blocks: int = Field(10, ge=1, le=24)
+    position_channels: int = Field(4, ge=1, le=64)
+    beta: float = Field(0.005, ge=0)
+    beta_warmup: float = Field(0.3, ge=0, le=1)
+    epochs: int = Field(200, ge=1, le=100_000)
+    lr: float = Field(3e-3, gt=0, le=1)
+    batch_size: int = Field(8, ge=1, le=4096)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _text_needs_descriptions(self):
+        if self.condition == "text" and not self.descriptions:
+            raise ValueError('condition "text" needs descriptions: one task description per input')
+        return self
+
+    def check_inputs(self, inputs: list[str]) -> None:
+        if self.descriptions is not None and len(self.descriptions) != len(inputs):
+            raise ValueError(f"params.descriptions has {len(self.descriptions)} entries for {len(inputs)} inputs")
+
+
+class GenerateParams(Params):
+    """generation.GenerateConfig, plus the condition: task examples (a dataset or a built-in task; needed for a
+    hidden-state generator and for likelihood selection) or a description (a text generator)."""
+
+    examples: ref("dataset", relation="conditioned_on", builtin=True) | None = None
+    description: str | None = Field(None, min_length=1, max_length=2000)
+    samples: int = Field(1, ge=1, le=64)
+    select: Literal["none", "likelihood"] = "none"
+    temperature: float = Field(1.0, ge=0, le=10)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _selection_needs_examples(self):
+        if self.select == "likelihood" and self.examples is None:
+            raise ValueError('select "likelihood" needs examples to score the candidates on')
+        if self.examples is None and self.description is None:
+            raise ValueError("give examples (a dataset or builtin:<task>) or a description of the task")
+        return self

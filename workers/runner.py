@@ -5,6 +5,7 @@ re-run after its worker was killed mid-way, still ends with exactly one result v
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ import traceback
 from hub import jobs, registry
 from hub.db import make_engine, make_session_factory
 from hub.models import Job
+from hub.peft_validation import AdapterValidationError, check_lora_tensors, parse_adapter_config
+from hub.safetensors_header import HeaderError, read_header
 from hub.registry import FileEntry
 from hub.settings import Settings
 from hub.storage import open_store
@@ -201,7 +204,6 @@ def _publish(services: Services, job: Job, spec: KindSpec, out: Output,
         base_name = out.base
     else:
         blobs, base_name = dict(out.files), out.base
-    files = [FileEntry(fname, services.store.put_bytes(data), len(data)) for fname, data in blobs.items()]
     with services.session_factory() as s:
         base_id = None
         if base_name or object == "adapter":
@@ -209,6 +211,11 @@ def _publish(services: Services, job: Job, spec: KindSpec, out: Output,
             if base is None:
                 raise ValueError(f"result {object} names base {base_name!r}, which is not registered")
             base_id = base.id
+            if object == "adapter":  # what a job makes is checked like an upload: config, header, shapes
+                check_result_adapter(blobs["adapter_config.json"], blobs["adapter_model.safetensors"],
+                                     base.module_shapes)
+    files = [FileEntry(fname, services.store.put_bytes(data), len(data)) for fname, data in blobs.items()]
+    with services.session_factory() as s:
         parents = []
         for reference in references(spec, job.inputs, job.params):
             relation = (out.relation or reference.relation) if reference.where.startswith("inputs") \
@@ -224,6 +231,16 @@ def _publish(services: Services, job: Job, spec: KindSpec, out: Output,
                                       metrics=_jsonable(out.metrics), created_by=f"job:{job.id}", job_id=job.id,
                                       parents=list(dict.fromkeys(parents)))
     return registry.version_ref(version)
+
+
+def check_result_adapter(config_json: bytes, weights: bytes, module_shapes: dict) -> None:
+    """The upload path's validation (hub.peft_validation) on a job's result, so a method that produced something
+    PEFT could not load onto the base (a generated adapter of the wrong shape) fails instead of publishing it."""
+    try:
+        tensors, _ = read_header(io.BytesIO(weights), len(weights))
+        check_lora_tensors(parse_adapter_config(config_json), tensors, module_shapes)
+    except (AdapterValidationError, HeaderError) as exc:
+        raise ValueError(f"the result does not fit its base: {exc}") from None
 
 
 def _version_id(session, object: str, ref: str) -> int:

@@ -297,3 +297,41 @@ def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser
     wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#lineage-graph [data-node="dash/merged@1"] a'),
              what="child linked back from the parent's page")
     assert page_errors(browser) == []
+
+
+def test_try_it_panel_generates_and_shows_the_gate_weight_of_an_unlearned_version(browser, hub, registered, worker,
+                                                                                   shots):
+    import time
+
+    url, token, _ = hub
+    auth = {"Authorization": f"Bearer {token}"}
+    fast = {"steps": 4, "rank": 2, "lora_alpha": 4, "detector_steps": 3, "detector_rank": 2, "batch_size": 4,
+            "detector_batch_size": 4}
+    job = httpx.post(f"{url}/api/v1/jobs", headers=auth, json={
+        "kind": "unlearn", "inputs": ["dash/uploaded@1"], "output": "dash/forgetful",
+        "params": {"forget": "builtin:boolean_expressions?n=12&test=4&seed=2", **fast}}).json()
+    deadline = time.monotonic() + 240
+    while (state := httpx.get(f"{url}/api/v1/jobs/{job['id']}", headers=auth).json()["state"]) not in (
+            "succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert state == "succeeded"
+
+    open_page(browser, url, token, "#/adapters/dash/forgetful@1")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "try-run"), what="try-it panel")
+    assert browser.find_element(By.ID, "unlearn-report") and browser.find_element(By.ID, "orth-loss")
+    browser.find_element(By.ID, "try-prompt").send_keys("True and False = ")
+    browser.find_element(By.ID, "try-run").click()
+    weight = wait_for(browser, lambda d: d.find_elements(By.ID, "try-gate-weight"), timeout=120, what="gate weight")[0]
+    value = float(weight.text.removeprefix("gate weight "))
+    assert 0 <= value <= 1
+    browser.save_screenshot(str(shots / "try-it.png"))
+
+    open_page(browser, url, token, "#/adapters/dash/uploaded@1")  # a plain adapter: a completion, no gate
+    wait_for(browser, lambda d: d.find_elements(By.ID, "try-run"), what="try-it panel")
+    assert not browser.find_elements(By.ID, "try-gate") and not browser.find_elements(By.ID, "unlearn-report")
+    browser.find_element(By.ID, "try-prompt").send_keys("True or False = ")
+    browser.find_element(By.ID, "try-run").click()
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#try-output .completion"), timeout=120,
+             what="completion")
+    assert not browser.find_elements(By.ID, "try-gate-weight")
+    assert page_errors(browser) == []

@@ -21,6 +21,8 @@ EXAMPLES = {
     "transfer": (["pub/a@1"], {"target_base": TINY_BASE, "kit": "pub/kit@1", "evaluate": "pub/data@1"}),
     "unlearn": (["pub/a@1"], {"forget": "pub/data@1", "reference": "pub/data@1", "min_forget_examples": 2}),
     "infer": (["pub/a@1"], {"prompts": ["1+1="]}),
+    "train_generator": (["pub/t1@1", "pub/t2@1"], {"condition": "text", "descriptions": ["one", "two"]}),
+    "generate": (["pub/gen@1"], {"examples": "pub/data@1"}),
 }
 
 
@@ -95,20 +97,31 @@ def private_world(tmp_path_factory, tiny_base):
 
 
 def _add_kits(live):
-    """A transfer kit in each namespace (as a transfer_kit job would publish it: kit files, discriminates_for a@1);
-    submit checks read only the version's file list, so the blobs need not exist."""
+    """Objects only jobs make, in each namespace, as those jobs publish them: a transfer kit (kit files,
+    discriminates_for a@1), two adapters with trajectories (checkpoints/) and a generator. Submit checks read only
+    the versions' rows and file lists, so the blobs need not exist."""
     from hub import registry
     from hub.registry import FileEntry
 
     factory = live.app.state.session_factory
+
+    def entries(*names):
+        return [FileEntry(n, f"{i:064x}", 1) for i, n in enumerate(names)]
+
     for ns in ("pub", "secret"):
         with factory() as s:
             source = registry.resolve_version(s, "adapter", ns, "a", "1")
             source_id, base_id, config = source.id, source.adapter.base_id, source.peft_config
-        files = [FileEntry(n, f"{i:064x}", 1) for i, n in enumerate(
-            ("adapter_config.json", "adapter_model.safetensors", "kit/kit.json", "kit/seeds.jsonl"))]
+        adapter = ("adapter_config.json", "adapter_model.safetensors")
         registry.create_version(factory, kind="adapter", namespace=ns, name="kit", base_id=base_id,
-                                peft_config=config, files=files, parents=[(source_id, "discriminates_for")])
+                                peft_config=config, files=entries(*adapter, "kit/kit.json", "kit/seeds.jsonl"),
+                                parents=[(source_id, "discriminates_for")])
+        for name in ("t1", "t2"):
+            registry.create_version(factory, kind="adapter", namespace=ns, name=name, base_id=base_id,
+                                    peft_config=config, files=entries(*adapter, "checkpoints/step-1/" + adapter[1]))
+        registry.create_version(factory, kind="generator", namespace=ns, name="gen", base_id=base_id,
+                                peft_config=None, files=entries("generator_config.json", "generator.safetensors"),
+                                metrics={"condition": "hidden_state"})
 
 
 def _private_variants(kind):

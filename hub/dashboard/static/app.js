@@ -469,6 +469,57 @@ async function viewNewJob(root) {
   };
 }
 
+// ---------- method panels on version pages ----------
+
+// "Try it": an infer job with ?wait=, so short prompts answer in place; O3 versions show each prompt's gate weight.
+versionExtras.push((object, v) => object !== "adapter" ? "" : `<div class="card" id="try-it"><h2>Try it</h2>
+  <textarea id="try-prompt" rows="3" placeholder="a prompt"></textarea>
+  <div class="row"><div><label for="try-max">max new tokens</label><input id="try-max" type="number" min="1" max="512" value="32"></div>
+  ${v.files.some(f => f.name.startsWith("o3/")) ? `<div><label for="try-gate">gate</label><select id="try-gate">
+    <option value="auto">auto (O3 detectors)</option><option value="off">off (plain PEFT files)</option></select></div>` : ""}</div>
+  <p><button id="try-run" type="button">Generate</button> <span class="muted" id="try-status"></span></p>
+  <pre class="log" id="try-output"></pre></div>`);
+versionHooks.push((root, object, v) => {
+  const run = root.querySelector("#try-run");
+  if (!run) return;
+  run.onclick = async () => {
+    const prompt = root.querySelector("#try-prompt").value;
+    if (!prompt.trim()) { flash("type a prompt first"); return; }
+    const gate = root.querySelector("#try-gate");
+    const params = { prompts: [prompt], max_new_tokens: Number(root.querySelector("#try-max").value) || 32,
+                     ...(gate ? { gate: gate.value } : {}) };
+    root.querySelector("#try-status").textContent = "running…";
+    run.disabled = true;
+    try {
+      let job = await api("/jobs?wait=30", { method: "POST", json: { kind: "infer", inputs: [v.ref], params } });
+      while (!TERMINAL.has(job.state)) { await new Promise(r => setTimeout(r, 500)); job = await api("/jobs/" + job.id); }
+      if (job.state !== "succeeded") throw new Error(job.error ? job.error.message : job.state);
+      const r = job.result;
+      root.querySelector("#try-output").innerHTML = `<span class="completion">${esc(r.completions[0])}</span>` +
+        (r.gate_weights ? `\n<span class="gate" id="try-gate-weight">gate weight ${r.gate_weights[0].toFixed(3)}</span>` : "");
+      root.querySelector("#try-status").innerHTML = `<a href="#/jobs/${esc(job.id)}">job ${esc(job.id.slice(0, 8))}</a>`;
+    } catch (e) { root.querySelector("#try-status").textContent = ""; flash(e.message); }
+    finally { run.disabled = false; }
+  };
+});
+
+// The unlearning report of an O3 version: both loss terms over the steps, ‖A_k·A_tᵀ‖ against earlier requests,
+// the detector's AUROC and the gate calibration.
+versionExtras.push((object, v) => {
+  const u = v.metrics.unlearn;
+  if (!u) return "";
+  const pts = xs => (xs || []).map((y, i) => [i + 1, y]);
+  const overlap = (u.overlap || []).map(o => `<tr><td>request ${esc(o.request + 1)}</td><td>${o.mean_fro.toFixed(4)}</td><td>${o.max_fro.toFixed(4)}</td></tr>`).join("");
+  const d = u.detector || {};
+  return `<div class="card" id="unlearn-report"><h2>Unlearning report — request ${esc(u.n_requests)}</h2>
+    <div class="grid"><div><h3>forget loss</h3>${lossChart(pts(u.losses), "unlearn-loss")}</div>
+    <div><h3>orthogonality loss</h3>${lossChart(pts(u.orth_losses), "orth-loss")}</div></div>
+    <h3>‖A_k·A_tᵀ‖ against earlier requests</h3>${overlap ? `<table id="overlap"><thead><tr><th></th><th>mean</th><th>max</th></tr></thead><tbody>${overlap}</tbody></table>` : "<p class='muted'>first request: nothing to be orthogonal to</p>"}
+    <h3>detector</h3><dl class="kv"><dt>AUROC (held-out forget vs reference)</dt><dd id="auroc">${d.auroc == null ? "—" : Number(d.auroc).toFixed(3)}</dd>
+    <dt>gate calibration m1 / m2 / s</dt><dd>${["m1", "m2", "s"].map(k => d[k] == null ? "—" : Number(d[k]).toPrecision(4)).join(" / ")}</dd></dl>
+    <p class="muted">The o3/ detectors hold encoder features of the forget set: share this version only with those who may read that data.</p></div>`;
+});
+
 // ---------- routing ----------
 
 const routes = [
