@@ -540,6 +540,29 @@ def infer(target: str = typer.Argument(..., help="A version ns/name[@ref], or a 
         console.print(f"[bold]{escape(prompt)}[/bold]{escape(completion)}{escape(gate_note)}", highlight=False)
 
 
+@app.command(name="train-generator")
+def train_generator_cmd(inputs: list[str] = typer.Argument(..., help="The family's adapter versions (trained with "
+                                                                     "checkpoint_every)."),
+                        into: str = typer.Option(..., help="Generator namespace/name."),
+                        condition: str = typer.Option("hidden_state", help="hidden_state or text"),
+                        description: list[str] = typer.Option([], help="One per input, for --condition text."),
+                        param: list[str] = PARAM, wait: bool = typer.Option(True)):
+    """ICM-LoRA: train a generator (CVAE) on a family of adapters' training trajectories."""
+    params = {"condition": condition, "descriptions": list(description) or None}
+    _submit("train_generator", inputs, _with_params("train_generator", params, param), into, wait)
+
+
+@app.command(name="generate")
+def generate_cmd(generator: str, into: str = typer.Option(..., help="Output adapter namespace/name."),
+                 examples: str = typer.Option(None, help="Dataset version or builtin:<task> of the new task."),
+                 description: str = typer.Option(None, help="The new task in words (text generators)."),
+                 samples: int = typer.Option(1), select: str = typer.Option("none", help="none or likelihood"),
+                 param: list[str] = PARAM, wait: bool = typer.Option(True)):
+    """ICM-LoRA: generate an adapter for a new task from a generator version."""
+    params = {"examples": examples, "description": description, "samples": samples, "select": select}
+    _submit("generate", [generator], _with_params("generate", params, param), into, wait)
+
+
 @jobs_app.command("ls")
 def jobs_ls(state: str = typer.Option(None), kind: str = typer.Option(None)):
     """Jobs you can see, newest first."""

@@ -335,3 +335,46 @@ def test_try_it_panel_generates_and_shows_the_gate_weight_of_an_unlearned_versio
              what="completion")
     assert not browser.find_elements(By.ID, "try-gate-weight")
     assert page_errors(browser) == []
+
+
+def test_generator_page_shows_its_size_and_generates_an_adapter_from_the_form(browser, hub, registered, worker, shots):
+    import time
+
+    url, token, _ = hub
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def run(body):
+        job = httpx.post(f"{url}/api/v1/jobs", headers=auth, json=body).json()
+        deadline = time.monotonic() + 240
+        while (done := httpx.get(f"{url}/api/v1/jobs/{job['id']}", headers=auth).json())["state"] not in (
+                "succeeded", "failed") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert done["state"] == "succeeded", done
+        return done
+
+    for k in (1, 2):
+        run({"kind": "train", "output": f"dash/shift-{k}", "params": {
+            "base": BASE, "task": f"builtin:caesar_shift?k={k}&n=8&test=2", "steps": 4, "rank": 2,
+            "checkpoint_every": 2}})
+    run({"kind": "train_generator", "inputs": ["dash/shift-1@1", "dash/shift-2@1"], "output": "dash/shift-gen",
+         "params": {"condition": "text", "descriptions": ["shift by one", "shift by two"], "epochs": 10,
+                    "latent": 4, "channels": 4, "blocks": 3}})
+
+    open_page(browser, url, token, "#/generators/dash/shift-gen@1")
+    size = wait_for(browser, lambda d: d.find_elements(By.ID, "size-ratio"), what="generator report")[0]
+    assert "MB against" in size.text and "%" in size.text
+    assert int(browser.find_element(By.ID, "generator-loss").get_attribute("data-points")) == 10
+    browser.save_screenshot(str(shots / "generator.png"))
+    browser.find_element(By.ID, "generate-link").click()
+    box = wait_for(browser, lambda d: d.find_elements(By.ID, "pick-dash-shift-gen"), what="generator preselected")[0]
+    wait_for(browser, lambda d: box.is_selected(), what="checked")
+    browser.find_element(By.ID, "p-description").send_keys("shift by three")
+    browser.find_element(By.ID, "output").send_keys("dash/shift-3")
+    browser.find_element(By.ID, "submit-job").click()
+    wait_for(browser, lambda d: "#/jobs/" in d.current_url, what="job page opened")
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#job-head [data-state]").get_attribute("data-state")
+             in ("succeeded", "failed"), timeout=120, what="generate finished")
+    assert browser.find_element(By.CSS_SELECTOR, "#job-head [data-state]").get_attribute("data-state") == "succeeded"
+    link = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#results a.ref[data-object="adapter"]'),
+                    what="result link")[0]
+    assert link.text == "dash/shift-3@1"

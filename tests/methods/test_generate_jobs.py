@@ -121,3 +121,22 @@ def test_a_result_that_does_not_fit_its_base_is_refused_like_an_upload():
     wider = {m: [s[0] * 2, s[1]] for m, s in module_shapes(model).items()}
     with pytest.raises(ValueError, match="does not fit its base"):
         check_result_adapter(config, weights, wider)
+
+
+def test_cli_train_generator_and_generate(family, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    hub, _ = family
+    monkeypatch.setenv("ADAPTARIUM_URL", hub.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", hub.admin_token)
+    cli = CliRunner()
+    args = ["train-generator", "team/shift-1@1", "team/shift-3@1", "--into", "team/cli-gen", "--condition", "text",
+            "--description", "shift by one", "--description", "shift by three"]
+    for key, value in FAST.items():
+        args += ["-p", f"{key}={value}"]
+    r = cli.invoke(app, args)
+    assert r.exit_code == 0 and "team/cli-gen@1" in r.output, r.output
+    r = cli.invoke(app, ["generate", "team/cli-gen@1", "--description", "shift by two", "--into", "team/cli-shift"])
+    assert r.exit_code == 0 and "team/cli-shift@1" in r.output, r.output

@@ -391,7 +391,8 @@ async function viewNewJob(root) {
     api("/job-kinds").then(b => b.items), api("/bases").then(b => b.items), api("/adapters").then(b => b.items),
     api("/datasets").then(b => b.items), api("/generators").then(b => b.items).catch(() => [])]);
   const objects = { adapter: adapters, dataset: datasets, generator: generators };
-  const wanted = new URLSearchParams(location.hash.split("?")[1] || "").get("kind");
+  const query = new URLSearchParams(location.hash.split("?")[1] || "");
+  const wanted = query.get("kind"), preset = query.get("input");  // e.g. from a generator's page
   root.innerHTML = `<h1>New job</h1><form class="job card" id="job-form">
     <label for="kind">kind</label><select id="kind" name="kind">${kinds.filter(k => k.name !== "noop")
       .map(k => `<option value="${esc(k.name)}"${k.name === wanted ? " selected" : ""}>${esc(k.name)} — ${esc(k.summary)}</option>`).join("")}</select>
@@ -436,6 +437,15 @@ async function viewNewJob(root) {
       }).join("") || "<p class='muted'>nothing to pick yet</p>"}</div>`;
     const output = ["adapter", "dataset", "generator"].includes(k.output)
       ? `<label for="output">output ${esc(k.output)} (namespace/name)</label><input id="output" name="output" placeholder="me/my-${esc(k.output)}" required>` : "";
+    setTimeout(() => {  // a preset input (ns/name@N) arrives checked, at that version
+      if (!preset) return;
+      const [path, version] = preset.split("@");
+      root.querySelectorAll("#job-inputs .pick").forEach(p => {
+        if (p.querySelector("input[type=checkbox]").value !== path) return;
+        p.querySelector("input[type=checkbox]").checked = true;
+        if (version) p.querySelector("input.ref").value = version;
+      });
+    });
     $("#kind-fields").innerHTML = inputs + `<div class="params">${Object.entries(props)
       .map(([name, schema]) => `<div class="param">${field(name, schema, k.references[name], required.has(name))}</div>`).join("")}</div>` + output;
   }
@@ -518,6 +528,22 @@ versionExtras.push((object, v) => {
     <h3>detector</h3><dl class="kv"><dt>AUROC (held-out forget vs reference)</dt><dd id="auroc">${d.auroc == null ? "—" : Number(d.auroc).toFixed(3)}</dd>
     <dt>gate calibration m1 / m2 / s</dt><dd>${["m1", "m2", "s"].map(k => d[k] == null ? "—" : Number(d[k]).toPrecision(4)).join(" / ")}</dd></dl>
     <p class="muted">The o3/ detectors hold encoder features of the forget set: share this version only with those who may read that data.</p></div>`;
+});
+
+// A generator's page: its training curve and the size it takes against the checkpoints it was trained on (the
+// paper's "1 %" claim, measured), and a form that generates an adapter from it.
+versionExtras.push((object, v) => {
+  if (object !== "generator") return "";
+  const g = v.metrics.generator || {};
+  const curve = (g.epochs || []).map(e => [e.epoch, e.loss ?? e.recon]);
+  const mb = b => b == null ? "—" : (b / 1e6).toFixed(2) + " MB";
+  return `<div class="card" id="generator-report"><h2>Generator</h2>
+    <dl class="kv"><dt>condition</dt><dd>${esc(v.metrics.condition || "")}</dd>
+    <dt>size</dt><dd id="size-ratio">${mb(g.generator_bytes)} against ${mb(g.checkpoint_bytes)} of checkpoints
+      (${g.size_ratio == null ? "—" : (100 * g.size_ratio).toFixed(1) + " %"})</dd>
+    <dt>checkpoints used</dt><dd>${esc(g.checkpoints_used ?? "")}</dd></dl>
+    <h3>training loss per epoch</h3>${lossChart(curve, "generator-loss")}
+    <p><a class="button" id="generate-link" href="#/new?kind=generate&input=${encodeURIComponent(v.ref)}">Generate an adapter from it…</a></p></div>`;
 });
 
 // ---------- routing ----------
