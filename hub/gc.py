@@ -30,7 +30,7 @@ from sqlalchemy import Text, cast, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.models import AdapterVersion, Blob, utcnow
+from hub.models import ArtifactVersion, Blob, utcnow
 from hub.storage import BlobStore
 
 DEFAULT_GRACE_S = 24 * 3600.0  # far longer than any upload or job takes from storing a file to publishing it
@@ -71,7 +71,7 @@ def _upsert(session: Session, sha256: str, size: int, created_at: datetime, refr
 
 
 def _named_by_a_version(session: Session, sha256: str) -> bool:
-    return session.scalar(select(AdapterVersion.id).where(cast(AdapterVersion.files, Text).contains(sha256))
+    return session.scalar(select(ArtifactVersion.id).where(cast(ArtifactVersion.files, Text).contains(sha256))
                           .limit(1)) is not None
 
 
@@ -131,7 +131,7 @@ def collect_garbage(session_factory: sessionmaker, store: BlobStore, grace_s: fl
     cutoff = time.time() - grace_s
     with session_factory() as session:
         named: set[str] = set()
-        for files in session.scalars(select(AdapterVersion.files).execution_options(yield_per=500)):
+        for files in session.scalars(select(ArtifactVersion.files).execution_options(yield_per=500)):
             named.update(f["sha256"] for f in files or [])
         claims = {sha: _aware(at).timestamp() for sha, at in session.execute(select(Blob.sha256, Blob.created_at))}
     stored = dict(store.list_blobs())

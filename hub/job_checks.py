@@ -9,7 +9,7 @@ from hub.registry import Invalid
 
 
 def _base_name(version) -> str | None:
-    return version.adapter.base.name if version.adapter.base else None
+    return version.artifact.base.name if version.artifact.base else None
 
 
 def _file_names(version) -> set[str]:

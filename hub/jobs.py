@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub import dispatch, registry
 from hub.job_kinds import KINDS, KindSpec, queue_for, references, validate_job
 from hub.job_params import JobParamsError
-from hub.models import AdapterVersion, Job, JobEvent, iso_utc, utcnow
+from hub.models import ArtifactVersion, Job, JobEvent, iso_utc, utcnow
 from hub.registry import Forbidden, Invalid, NotFound
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -43,8 +43,8 @@ class Resolved:
 
     session: Session
     params: dict
-    inputs: list[AdapterVersion]
-    refs: dict[str, list[AdapterVersion]] = field(default_factory=dict)  # params field -> versions it names
+    inputs: list[ArtifactVersion]
+    refs: dict[str, list[ArtifactVersion]] = field(default_factory=dict)  # params field -> versions it names
     readable: Callable[[str], bool] = lambda namespace: True
 
 
@@ -77,7 +77,7 @@ def resolve(session: Session, spec: KindSpec, inputs: list[str], params: dict,
             resolved.inputs.append(version)
         else:
             resolved.refs.setdefault(reference.where.split(".", 1)[1].split("[", 1)[0], []).append(version)
-    bases = {v.adapter.base.name if v.adapter.base else None for v in resolved.inputs}
+    bases = {v.artifact.base.name if v.artifact.base else None for v in resolved.inputs}
     if len(bases) > 1:
         raise Invalid(f"inputs belong to different bases ({', '.join(sorted(map(str, bases)))}); "
                       "a job's inputs must share one base")

@@ -1,7 +1,10 @@
-"""The registry's tables: namespaces, tokens, base models, adapters (and datasets), versions, tags, lineage, blobs, jobs.
+"""The registry's tables: namespaces, tokens, base models, artifacts and their versions, tags, lineage, blobs, jobs.
 
-Adapters and datasets share the `adapters` / `adapter_versions` tables with a `kind` column: they are versioned,
-tagged, listed and downloaded identically, and a lineage edge (e.g. trained_from) may join one to the other.
+An Artifact is a versioned registry object of one `kind`: an adapter, a dataset or a generator. All three share the
+`adapters` / `adapter_versions` tables (named when adapters were the only kind; renaming tables is not worth a
+migration): they are versioned, tagged, listed and downloaded identically, and a lineage edge (e.g. trained_from)
+may join one kind to another. The rows are Artifact / ArtifactVersion so they are not confused with `lora.Adapter`,
+the tensor value the workers handle.
 Alembic owns the schema (migrations/versions); these classes must stay in step with it.
 """
 from __future__ import annotations
@@ -79,7 +82,7 @@ class BaseAlias(Base):
     base: Mapped[BaseModel] = relationship(back_populates="aliases")
 
 
-class Adapter(Base):
+class Artifact(Base):
     __tablename__ = "adapters"
     __table_args__ = (UniqueConstraint("namespace_id", "kind", "name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -95,7 +98,7 @@ class Adapter(Base):
     base: Mapped[BaseModel | None] = relationship(lazy="joined")
 
 
-class AdapterVersion(Base):
+class ArtifactVersion(Base):
     """Immutable once written, except `yanked` and `metrics` (evaluations add to what we know about a version)."""
 
     __tablename__ = "adapter_versions"
@@ -111,7 +114,7 @@ class AdapterVersion(Base):
     yanked: Mapped[bool] = mapped_column(Boolean, default=False)
     yanked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    adapter: Mapped[Adapter] = relationship(lazy="joined")
+    artifact: Mapped[Artifact] = relationship(lazy="joined")
 
 
 class Tag(Base):

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from hub.models import RELATIONS, Adapter, AdapterVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
+from hub.models import RELATIONS, Artifact, ArtifactVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -74,8 +74,8 @@ def parse_ref(text: str) -> tuple[str, str, str]:
     return ns, name, ref or "latest"
 
 
-def version_ref(version: AdapterVersion) -> str:
-    return f"{version.adapter.namespace.name}/{version.adapter.name}@{version.number}"
+def version_ref(version: ArtifactVersion) -> str:
+    return f"{version.artifact.namespace.name}/{version.artifact.name}@{version.number}"
 
 
 # ------------------------------------------------------------------ namespaces and bases
@@ -119,9 +119,9 @@ def list_bases(session: Session) -> list[BaseModel]:
 
 # ------------------------------------------------------------------ adapters and versions
 
-def get_adapter(session: Session, kind: str, namespace: str, name: str) -> Adapter:
+def get_adapter(session: Session, kind: str, namespace: str, name: str) -> Artifact:
     adapter = session.scalars(
-        select(Adapter).join(Namespace).where(Namespace.name == namespace, Adapter.name == name, Adapter.kind == kind)
+        select(Artifact).join(Namespace).where(Namespace.name == namespace, Artifact.name == name, Artifact.kind == kind)
     ).first()
     if adapter is None:
         raise NotFound(f"no {kind} {namespace}/{name}")
@@ -129,42 +129,42 @@ def get_adapter(session: Session, kind: str, namespace: str, name: str) -> Adapt
 
 
 def list_adapters(session: Session, kind: str = "adapter", namespace: str | None = None, base: str | None = None,
-                  q: str | None = None) -> list[Adapter]:
-    query = select(Adapter).join(Namespace).where(Adapter.kind == kind)
+                  q: str | None = None) -> list[Artifact]:
+    query = select(Artifact).join(Namespace).where(Artifact.kind == kind)
     if namespace:
         query = query.where(Namespace.name == namespace)
     if base:
         found = find_base(session, base)
         if found is None:
             return []
-        query = query.where(Adapter.base_id == found.id)
+        query = query.where(Artifact.base_id == found.id)
     if q:
         pattern = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Adapter.name).like(pattern), func.lower(Adapter.description).like(pattern),
+        query = query.where(or_(func.lower(Artifact.name).like(pattern), func.lower(Artifact.description).like(pattern),
                                 func.lower(Namespace.name).like(pattern)))
-    return list(session.scalars(query.order_by(Namespace.name, Adapter.name)))
+    return list(session.scalars(query.order_by(Namespace.name, Artifact.name)))
 
 
-def list_versions(session: Session, adapter: Adapter) -> list[AdapterVersion]:
-    return list(session.scalars(select(AdapterVersion).where(AdapterVersion.adapter_id == adapter.id)
-                                .order_by(AdapterVersion.number)))
+def list_versions(session: Session, adapter: Artifact) -> list[ArtifactVersion]:
+    return list(session.scalars(select(ArtifactVersion).where(ArtifactVersion.adapter_id == adapter.id)
+                                .order_by(ArtifactVersion.number)))
 
 
-def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> AdapterVersion:
+def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> ArtifactVersion:
     """A version by 'latest'/'main' (newest not yanked), number, 'v<N>', or tag. Numbers reach yanked versions too."""
     adapter = get_adapter(session, kind, namespace, name)
-    query = select(AdapterVersion).where(AdapterVersion.adapter_id == adapter.id)
+    query = select(ArtifactVersion).where(ArtifactVersion.adapter_id == adapter.id)
     if ref in ("latest", "main"):
-        version = session.scalars(query.where(AdapterVersion.yanked.is_(False))
-                                  .order_by(AdapterVersion.number.desc()).limit(1)).first()
+        version = session.scalars(query.where(ArtifactVersion.yanked.is_(False))
+                                  .order_by(ArtifactVersion.number.desc()).limit(1)).first()
         if version is None:
             raise NotFound(f"{kind} {namespace}/{name} has no version that is not yanked")
         return version
     number = ref[1:] if re.match(r"^v\d+$", ref) else ref
     if number.isdigit():
-        version = session.scalars(query.where(AdapterVersion.number == int(number))).first()
+        version = session.scalars(query.where(ArtifactVersion.number == int(number))).first()
     else:
-        version = session.scalars(query.join(Tag, Tag.version_id == AdapterVersion.id)
+        version = session.scalars(query.join(Tag, Tag.version_id == ArtifactVersion.id)
                                   .where(Tag.adapter_id == adapter.id, Tag.name == ref)).first()
     if version is None:
         raise NotFound(f"{kind} {namespace}/{name} has no version or tag {ref!r}")
@@ -175,7 +175,7 @@ def create_version(session_factory: sessionmaker, *, kind: str, namespace: str, 
                    peft_config: dict | None, files: list[FileEntry], metrics: dict | None = None,
                    created_by: str | None = None, job_id: str | None = None,
                    parents: list[tuple[int, str]] = (), description: str | None = None,
-                   tags=()) -> AdapterVersion:
+                   tags=()) -> ArtifactVersion:
     """Publish a new version (and the namespace/adapter on first use) in one transaction; see the module docstring.
 
     With a `job_id`, a second call for the same adapter returns the version the first call made (a requeued job
@@ -193,7 +193,7 @@ def create_version(session_factory: sessionmaker, *, kind: str, namespace: str, 
                                         metrics, created_by, job_id, parents, description, tags)
         except _AlreadyPublished as done:
             with session_factory() as s:
-                return s.scalars(select(AdapterVersion).where(AdapterVersion.id == done.version_id)).one()
+                return s.scalars(select(ArtifactVersion).where(ArtifactVersion.id == done.version_id)).one()
         except OperationalError as exc:  # SQLite "database is locked" under heavy contention: try again
             if "locked" not in str(exc) or attempt == 19:
                 raise
@@ -206,36 +206,36 @@ class _AlreadyPublished(Exception):
 
 
 def _create_version_once(session_factory, kind, namespace, name, base_id, peft_config, files, metrics, created_by,
-                         job_id, parents, description, tags) -> AdapterVersion:
+                         job_id, parents, description, tags) -> ArtifactVersion:
     with session_factory() as s, s.begin():
         # The first statement writes, so SQLite takes its write lock before reading anything.
         _insert_ignore(s, Namespace, {"name": namespace, "private": False, "created_at": utcnow()}, ["name"])
         ns = s.scalars(select(Namespace).where(Namespace.name == namespace)).one()
-        _insert_ignore(s, Adapter, {"namespace_id": ns.id, "kind": kind, "name": name, "base_id": base_id,
+        _insert_ignore(s, Artifact, {"namespace_id": ns.id, "kind": kind, "name": name, "base_id": base_id,
                                     "description": description, "task_tags": [], "version_count": 0,
                                     "created_at": utcnow()}, ["namespace_id", "kind", "name"])
-        adapter_id = s.scalar(select(Adapter.id).where(Adapter.namespace_id == ns.id, Adapter.kind == kind,
-                                                       Adapter.name == name))
+        adapter_id = s.scalar(select(Artifact.id).where(Artifact.namespace_id == ns.id, Artifact.kind == kind,
+                                                       Artifact.name == name))
         # Row lock (PostgreSQL) held until commit: concurrent publishers to this adapter queue up here.
-        number = s.scalar(update(Adapter).where(Adapter.id == adapter_id)
-                          .values(version_count=Adapter.version_count + 1).returning(Adapter.version_count))
-        adapter = s.get(Adapter, adapter_id, populate_existing=True)
+        number = s.scalar(update(Artifact).where(Artifact.id == adapter_id)
+                          .values(version_count=Artifact.version_count + 1).returning(Artifact.version_count))
+        adapter = s.get(Artifact, adapter_id, populate_existing=True)
         if adapter.base_id != base_id:
             have = adapter.base.name if adapter.base else "no base"
             raise Conflict(f"{kind} {namespace}/{name} belongs to base {have!r}; a new version must use the same base")
         if job_id is not None:
-            existing = s.scalars(select(AdapterVersion).where(AdapterVersion.adapter_id == adapter_id,
-                                                              AdapterVersion.job_id == job_id)).first()
+            existing = s.scalars(select(ArtifactVersion).where(ArtifactVersion.adapter_id == adapter_id,
+                                                              ArtifactVersion.job_id == job_id)).first()
             if existing is not None:
                 raise _AlreadyPublished(existing.id)  # leaving the block rolls the counter increment back
         if description and not adapter.description:
             adapter.description = description
         for entry in files:
             _insert_ignore(s, Blob, {"sha256": entry.sha256, "size": entry.size, "created_at": utcnow()}, ["sha256"])
-        version = AdapterVersion(adapter_id=adapter_id, number=number, peft_config=peft_config,
+        version = ArtifactVersion(adapter_id=adapter_id, number=number, peft_config=peft_config,
                                  files=[f.as_dict() for f in files], metrics=dict(metrics or {}),
                                  created_by=created_by, job_id=job_id, yanked=False)
-        version.adapter = adapter
+        version.artifact = adapter
         s.add(version)
         s.flush()
         for parent_id, relation in parents:
@@ -263,14 +263,14 @@ def _point_tag(session: Session, adapter_id: int, tag: str, version_id: int) -> 
                                                     set_={"version_id": statement.excluded.version_id}))
 
 
-def set_tag(session: Session, adapter: Adapter, tag: str, number: int) -> None:
+def set_tag(session: Session, adapter: Artifact, tag: str, number: int) -> None:
     check_tag(tag)
     version = resolve_version(session, adapter.kind, adapter.namespace.name, adapter.name, str(number))
     _point_tag(session, adapter.id, tag, version.id)
     session.flush()
 
 
-def yank(session: Session, adapter: Adapter, number: int) -> AdapterVersion:
+def yank(session: Session, adapter: Artifact, number: int) -> ArtifactVersion:
     version = resolve_version(session, adapter.kind, adapter.namespace.name, adapter.name, str(number))
     if not version.yanked:
         version.yanked, version.yanked_at = True, utcnow()
@@ -278,17 +278,17 @@ def yank(session: Session, adapter: Adapter, number: int) -> AdapterVersion:
     return version
 
 
-def lineage_of(session: Session, version: AdapterVersion, readable=lambda namespace: True) -> dict:
+def lineage_of(session: Session, version: ArtifactVersion, readable=lambda namespace: True) -> dict:
     """Parents and children of a version, each {"version": ref, "object": kind, "relation", "hidden"}; an edge to a
     version in a namespace the caller may not read keeps its relation but loses its name (version, object: None)."""
     def edges(column_self, column_other):
-        rows = session.execute(select(Lineage.relation, AdapterVersion)
-                               .join(AdapterVersion, AdapterVersion.id == column_other)
+        rows = session.execute(select(Lineage.relation, ArtifactVersion)
+                               .join(ArtifactVersion, ArtifactVersion.id == column_other)
                                .where(column_self == version.id))
         found = []
         for relation, other in rows:
-            if readable(other.adapter.namespace):
-                found.append({"version": version_ref(other), "object": other.adapter.kind, "relation": relation,
+            if readable(other.artifact.namespace):
+                found.append({"version": version_ref(other), "object": other.artifact.kind, "relation": relation,
                               "hidden": False})
             else:
                 found.append({"version": None, "object": None, "relation": relation, "hidden": True})
@@ -304,9 +304,9 @@ def blob_is_referenced(session: Session, sha256: str) -> bool:
 def children_of(session: Session, version_id: int, relation: str, kind: str = "adapter") -> list[str]:
     """Refs of the versions that name this one as parent by `relation` (e.g. a transfer kit's discriminator is
     `discriminates_for` its adapter), newest first, yanked ones left out."""
-    rows = session.scalars(select(AdapterVersion).join(Lineage, Lineage.child_id == AdapterVersion.id)
-                           .join(Adapter, Adapter.id == AdapterVersion.adapter_id)
+    rows = session.scalars(select(ArtifactVersion).join(Lineage, Lineage.child_id == ArtifactVersion.id)
+                           .join(Artifact, Artifact.id == ArtifactVersion.adapter_id)
                            .where(Lineage.parent_id == version_id, Lineage.relation == relation,
-                                  Adapter.kind == kind, AdapterVersion.yanked.is_(False))
-                           .order_by(AdapterVersion.created_at.desc(), AdapterVersion.id.desc()))
+                                  Artifact.kind == kind, ArtifactVersion.yanked.is_(False))
+                           .order_by(ArtifactVersion.created_at.desc(), ArtifactVersion.id.desc()))
     return [version_ref(v) for v in rows]

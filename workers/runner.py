@@ -78,7 +78,7 @@ class RegistryContext:
         store = self.services.store
         adapter = Adapter.from_bytes(store.read_bytes(files["adapter_config.json"]),
                                      store.read_bytes(files["adapter_model.safetensors"]))
-        base = version.adapter.base
+        base = version.artifact.base
         return adapter, {"ref": registry.version_ref(version), "base": base.name if base else None,
                          "base_source": base.source if base else None, "metrics": version.metrics or {},
                          "files": [f["name"] for f in version.files]}

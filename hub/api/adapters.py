@@ -23,7 +23,7 @@ from hub.api.deps import can_read, db, require, settings, store, token
 from hub.api.files import blob_response
 from hub.api.uploads import ReceivedForm, receive_form
 from hub.dataset_validation import DatasetError, validate_jsonl
-from hub.models import Adapter, AdapterVersion, ApiToken, Namespace
+from hub.models import Artifact, ArtifactVersion, ApiToken, Namespace
 from hub.peft_validation import AdapterValidationError, check_lora_tensors, parse_adapter_config
 from hub.registry import FileEntry, Invalid, NotFound
 from hub.safetensors_header import HeaderError, NonFiniteScanner, read_header
@@ -129,7 +129,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     allowed, prepare = PREPARE[kind]
     inspectors = {"adapter_model.safetensors": lambda: NonFiniteScanner().feed} if kind == "adapter" else {}
 
-    def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Adapter:
+    def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Artifact:
         artifact = registry.get_adapter(session, kind, ns, name)
         if not can_read(tok, artifact.namespace):
             require(tok, artifact.namespace, "read")
@@ -234,7 +234,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
             raise Invalid("metrics must be finite JSON values") from None
         # Take the row's write lock before reading the metrics to merge into (PostgreSQL: the row lock; SQLite: the
         # database write lock), so concurrent PATCHes of different keys queue instead of overwriting each other.
-        session.execute(update(AdapterVersion).where(AdapterVersion.id == v.id).values(yanked=AdapterVersion.yanked))
+        session.execute(update(ArtifactVersion).where(ArtifactVersion.id == v.id).values(yanked=ArtifactVersion.yanked))
         session.refresh(v, ["metrics"])
         v.metrics = {**(v.metrics or {}), **body}
         session.commit()

@@ -20,7 +20,7 @@ from hub.api.adapters import check_version_ref
 from hub.api.deps import can_read, db, store, token
 from hub.api.files import blob_response
 from hub.api.views import hf_time
-from hub.models import AdapterVersion, ApiToken
+from hub.models import ArtifactVersion, ApiToken
 from hub.registry import NotFound
 from hub.storage import BlobStore
 
@@ -28,7 +28,7 @@ router = APIRouter(tags=["huggingface-compatible"])
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
-def commit_id(version: AdapterVersion) -> str:
+def commit_id(version: ArtifactVersion) -> str:
     return hashlib.sha1(registry.version_ref(version).encode()).hexdigest()
 
 
@@ -52,7 +52,7 @@ def hf_error_response(exc: _HfError) -> JSONResponse:
                         headers={"X-Error-Code": exc.code, "X-Error-Message": header_safe(exc.message)})
 
 
-def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: str, rev: str) -> AdapterVersion:
+def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: str, rev: str) -> ArtifactVersion:
     try:
         artifact = registry.get_adapter(session, kind, ns, name)
     except NotFound:
@@ -71,8 +71,8 @@ def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: s
         raise _HfError(404, "RevisionNotFound", exc.detail) from None
 
 
-def _info(version: AdapterVersion) -> dict:
-    adapter = version.adapter
+def _info(version: ArtifactVersion) -> dict:
+    adapter = version.artifact
     repo_id = f"{adapter.namespace.name}/{adapter.name}"
     return {
         "_id": commit_id(version)[:24],

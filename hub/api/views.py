@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub import registry
-from hub.models import Adapter, AdapterVersion, BaseModel, Tag, iso_utc
+from hub.models import Artifact, ArtifactVersion, BaseModel, Tag, iso_utc
 
 
 def hf_time(dt) -> str | None:
@@ -35,16 +35,16 @@ def base_view(base: BaseModel) -> dict:
 
 def _tags(session: Session, adapter_id: int) -> dict[str, int]:
     rows = session.execute(
-        select(Tag.name, AdapterVersion.number).join(AdapterVersion, Tag.version_id == AdapterVersion.id)
+        select(Tag.name, ArtifactVersion.number).join(ArtifactVersion, Tag.version_id == ArtifactVersion.id)
         .where(Tag.adapter_id == adapter_id)
     )
     return {name: number for name, number in rows}
 
 
-def adapter_view(session: Session, adapter: Adapter) -> dict:
+def adapter_view(session: Session, adapter: Artifact) -> dict:
     latest = session.scalar(
-        select(AdapterVersion.number).where(AdapterVersion.adapter_id == adapter.id, AdapterVersion.yanked.is_(False))
-        .order_by(AdapterVersion.number.desc()).limit(1)
+        select(ArtifactVersion.number).where(ArtifactVersion.adapter_id == adapter.id, ArtifactVersion.yanked.is_(False))
+        .order_by(ArtifactVersion.number.desc()).limit(1)
     )
     return {
         "namespace": adapter.namespace.name,
@@ -60,8 +60,8 @@ def adapter_view(session: Session, adapter: Adapter) -> dict:
     }
 
 
-def version_view(session: Session, version: AdapterVersion) -> dict:
-    adapter = version.adapter
+def version_view(session: Session, version: ArtifactVersion) -> dict:
+    adapter = version.artifact
     return {
         "namespace": adapter.namespace.name,
         "name": adapter.name,

@@ -111,7 +111,7 @@ def _add_kits(live):
     for ns in ("pub", "secret"):
         with factory() as s:
             source = registry.resolve_version(s, "adapter", ns, "a", "1")
-            source_id, base_id, config = source.id, source.adapter.base_id, source.peft_config
+            source_id, base_id, config = source.id, source.artifact.base_id, source.peft_config
         adapter = ("adapter_config.json", "adapter_model.safetensors")
         registry.create_version(factory, kind="adapter", namespace=ns, name="kit", base_id=base_id,
                                 peft_config=config, files=entries(*adapter, "kit/kit.json", "kit/seeds.jsonl"),
