@@ -22,12 +22,11 @@ def gc(data_dir: Path = typer.Option(Path("./adaptarium-data"), envvar="ADAPTARI
     from hub import gc as collector
     from hub.db import make_engine, make_session_factory
     from hub.settings import Settings
-    from hub.storage import open_store
 
     settings = Settings.from_env({**os.environ, "ADAPTARIUM_DATA_DIR": str(data_dir.resolve())})
     engine = make_engine(settings.database_url)
     try:
-        store = open_store(settings.storage_url, staging_dir=settings.data_dir / "staging")
+        store = settings.open_store()
         report = collector.collect_garbage(make_session_factory(engine), store, grace_s=grace_hours * 3600,
                                            dry_run=dry_run)
     finally:

@@ -6,7 +6,6 @@ The broker URL comes from the settings: Redis in tests and production, or the em
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 from celery import Celery
@@ -17,7 +16,7 @@ from hub.settings import Settings
 TASK_NAME = "adaptarium.run_job"
 
 
-def celery_config(broker_url: str) -> dict:
+def celery_config(broker_url: str, visibility_timeout: int = 3600) -> dict:
     """Celery settings shared by the API's client and the workers, so both speak to the same broker the same way."""
     config = {
         "broker_url": broker_url,
@@ -28,7 +27,7 @@ def celery_config(broker_url: str) -> dict:
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             # how long a delivered, unacknowledged message waits before Redis hands it to another worker
-            "visibility_timeout": int(os.environ.get("ADAPTARIUM_VISIBILITY_TIMEOUT", "3600")),
+            "visibility_timeout": visibility_timeout,
         },
     }
     if broker_url.startswith("filesystem://"):
@@ -47,9 +46,9 @@ def celery_config(broker_url: str) -> dict:
 
 
 @functools.cache
-def _client(broker_url: str) -> Celery:
+def _client(broker_url: str, visibility_timeout: int) -> Celery:
     app = Celery("adaptarium-api")
-    app.conf.update(celery_config(broker_url))
+    app.conf.update(celery_config(broker_url, visibility_timeout))
     return app
 
 
@@ -57,7 +56,7 @@ def send_job(job: Job, settings: Settings | None = None) -> None:
     """Send a stored job to its queue, under the Celery task id the row holds (so a cancel can revoke it)."""
     settings = settings or Settings.from_env()
     # bounded retries: an unreachable broker must not hold an API request for long (the job is already stored)
-    _client(settings.broker_url).send_task(TASK_NAME, args=[job.id], queue=job.queue, task_id=job.celery_task_id,
+    _client(settings.broker_url, settings.visibility_timeout).send_task(TASK_NAME, args=[job.id], queue=job.queue, task_id=job.celery_task_id,
                                            retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
                                                                      "interval_step": 0.5, "interval_max": 1})
 
@@ -65,4 +64,4 @@ def send_job(job: Job, settings: Settings | None = None) -> None:
 def revoke(task_id: str, settings: Settings | None = None) -> None:
     """Broadcast a revoke to the workers: each remembers the id and discards that message when it arrives."""
     settings = settings or Settings.from_env()
-    _client(settings.broker_url).control.revoke(task_id)
+    _client(settings.broker_url, settings.visibility_timeout).control.revoke(task_id)

@@ -1,7 +1,9 @@
-"""Runtime settings, read from ADAPTARIUM_* environment variables.
+"""Runtime settings, read from ADAPTARIUM_* environment variables — the one place the hub and the workers read them.
 
 One frozen dataclass, built once per process by `get_settings()`. The embedded defaults (SQLite file and a local
 blob directory under the data dir) need no other service; production points the URLs at PostgreSQL, MinIO and Redis.
+(The CLI's client reads ADAPTARIUM_URL / ADAPTARIUM_TOKEN itself, and lora/ reads ADAPTARIUM_CACHE_DIR, since neither
+runs a hub; README lists every variable.)
 """
 from __future__ import annotations
 
@@ -18,6 +20,17 @@ class Settings:
     storage_url: str
     broker_url: str
     max_upload_bytes: int
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    queue_routes: str = ""  # "merge=gpu,train=cpu": per-kind queue overrides (hub.job_kinds.queue_for)
+    visibility_timeout: int = 3600  # Redis: a delivered, unacknowledged message goes to another worker after this
+    stale_seconds: float = 60  # a running job without a heartbeat this long is taken over by another worker
+    recovery_seconds: float = 30  # how often an idle worker sweeps for lost jobs
+    requeue_queued_after: float = 60  # a job queued this long is sent to the broker again
+    # a request body that stops arriving for this long is a 408: a client silent for a minute mid-body is gone, or
+    # holding an API worker on purpose
+    body_read_timeout_s: float = 60
+    max_concurrent_uploads: int = 64  # per API process; past it an upload is a 503 with Retry-After
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -29,7 +42,23 @@ class Settings:
             storage_url=env.get("ADAPTARIUM_STORAGE_URL", f"file://{data_dir / 'blobs'}"),
             broker_url=env.get("ADAPTARIUM_BROKER_URL", f"filesystem://{data_dir / 'broker'}"),
             max_upload_bytes=int(env.get("ADAPTARIUM_MAX_UPLOAD_BYTES", str(4 * 1024**3))),
+            s3_access_key=env.get("ADAPTARIUM_S3_ACCESS_KEY"),
+            s3_secret_key=env.get("ADAPTARIUM_S3_SECRET_KEY"),
+            queue_routes=env.get("ADAPTARIUM_QUEUE_ROUTES", ""),
+            visibility_timeout=int(env.get("ADAPTARIUM_VISIBILITY_TIMEOUT", "3600")),
+            stale_seconds=float(env.get("ADAPTARIUM_STALE_SECONDS", "60")),
+            recovery_seconds=float(env.get("ADAPTARIUM_RECOVERY_SECONDS", "30")),
+            requeue_queued_after=float(env.get("ADAPTARIUM_REQUEUE_QUEUED_AFTER", "60")),
+            body_read_timeout_s=float(env.get("ADAPTARIUM_BODY_READ_TIMEOUT_S", "60")),
+            max_concurrent_uploads=int(env.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", "64")),
         )
+
+    def open_store(self):
+        """The blob store these settings name (S3 credentials included)."""
+        from hub.storage import open_store
+
+        return open_store(self.storage_url, staging_dir=self.data_dir / "staging",
+                          credentials=(self.s3_access_key, self.s3_secret_key))
 
 
 @functools.cache

@@ -401,9 +401,10 @@ class S3BlobStore(BlobStore):
         return None if stat is None else stat.last_modified.timestamp()
 
 
-def open_store(url: str, staging_dir: Path | None = None) -> BlobStore:
+def open_store(url: str, staging_dir: Path | None = None,
+               credentials: tuple[str | None, str | None] | None = None) -> BlobStore:
     """`file:///abs/dir[?fsync=false]` or `s3://bucket?endpoint=host:port&secure=false[&region=r]` (keys from the
-    environment). `fsync=false` trades crash safety for speed (throwaway data, benchmarks measuring the cost)."""
+    environment unless `credentials` are given, as Settings.open_store does). `fsync=false` trades crash safety for speed (throwaway data, benchmarks measuring the cost)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
@@ -412,8 +413,9 @@ def open_store(url: str, staging_dir: Path | None = None) -> BlobStore:
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         if not parsed.netloc or "endpoint" not in query:
             raise ValueError(f"S3 storage URL needs a bucket and ?endpoint=host:port: {url!r}")
-        return S3BlobStore(parsed.netloc, query["endpoint"], os.environ.get("ADAPTARIUM_S3_ACCESS_KEY"),
-                           os.environ.get("ADAPTARIUM_S3_SECRET_KEY"),
+        access, secret = credentials or (os.environ.get("ADAPTARIUM_S3_ACCESS_KEY"),
+                                         os.environ.get("ADAPTARIUM_S3_SECRET_KEY"))
+        return S3BlobStore(parsed.netloc, query["endpoint"], access, secret,
                            secure=query.get("secure", "true").lower() not in ("false", "0", "no"),
                            region=query.get("region"), staging_dir=staging_dir)
     raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket?endpoint=host:port")

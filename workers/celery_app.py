@@ -13,7 +13,8 @@ from hub.dispatch import TASK_NAME, celery_config
 from hub.settings import Settings
 
 app = Celery("adaptarium")
-app.conf.update(celery_config(Settings.from_env().broker_url))
+_settings = Settings.from_env()
+app.conf.update(celery_config(_settings.broker_url, _settings.visibility_timeout))
 app.conf.worker_hijack_root_logger = False
 
 

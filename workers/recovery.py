@@ -8,15 +8,12 @@ with copies, and only on jobs routed to the queues it consumes. Extra copies are
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 from hub import dispatch, jobs
 from workers import runner
 
 log = logging.getLogger("adaptarium.recovery")
-PERIOD = float(os.environ.get("ADAPTARIUM_RECOVERY_SECONDS", "30"))
-QUEUED_AFTER = float(os.environ.get("ADAPTARIUM_REQUEUE_QUEUED_AFTER", "60"))
 _stop = threading.Event()
 busy = threading.Event()  # set by the task while a job runs in this process
 
@@ -25,7 +22,8 @@ def sweep(queues: list[str]) -> list[str]:
     """Re-send stale jobs for these queues; returns their ids."""
     services = runner.Services.get()
     with services.session_factory() as s:
-        found = [j for j in jobs.stale_jobs(s, runner.STALE_AFTER, QUEUED_AFTER) if j.queue in queues]
+        found = [j for j in jobs.stale_jobs(s, services.settings.stale_seconds, services.settings.requeue_queued_after)
+                 if j.queue in queues]
     for job in found:
         log.warning("re-dispatching job %s (message presumed lost)", job.id)
         dispatch.send_job(job, settings=services.settings)
@@ -33,7 +31,7 @@ def sweep(queues: list[str]) -> list[str]:
 
 
 def _loop(queues: list[str]) -> None:
-    while not _stop.wait(PERIOD):
+    while not _stop.wait(runner.Services.get().settings.recovery_seconds):
         if busy.is_set():
             continue
         try:

@@ -21,14 +21,12 @@ from hub.peft_validation import AdapterValidationError, check_lora_tensors, pars
 from hub.safetensors_header import HeaderError, read_header
 from hub.registry import FileEntry
 from hub.settings import Settings
-from hub.storage import open_store
 from lora import Adapter
 from hub.job_kinds import KINDS, KindSpec, references
 from workers.kinds import runner_for
 from workers.kinds.base import JobCancelled, Output
 
 log = logging.getLogger("adaptarium.runner")
-STALE_AFTER = float(os.environ.get("ADAPTARIUM_STALE_SECONDS", "60"))
 
 
 class Services:
@@ -40,7 +38,7 @@ class Services:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         self.session_factory = make_session_factory(self.engine)
-        self.store = open_store(settings.storage_url, staging_dir=settings.data_dir / "staging")
+        self.store = settings.open_store()
 
     @classmethod
     def get(cls) -> "Services":
@@ -138,7 +136,7 @@ def run_job(job_id: str, services: Services | None = None) -> str:
     """Execute a job if this worker can claim it; returns the job's final state (or 'skipped')."""
     services = services or Services.get()
     worker = worker_name()
-    if not jobs.claim(services.session_factory, job_id, worker, STALE_AFTER):
+    if not jobs.claim(services.session_factory, job_id, worker, services.settings.stale_seconds):
         log.info("job %s not claimable (already taken, finished or cancelled); skipping", job_id)
         return "skipped"
     with services.session_factory() as s:
@@ -170,7 +168,7 @@ def run_job(job_id: str, services: Services | None = None) -> str:
 
 
 def _heartbeat(services: Services, job_id: str, worker: str, stop: threading.Event) -> None:
-    while not stop.wait(max(STALE_AFTER / 4, 0.5)):
+    while not stop.wait(max(services.settings.stale_seconds / 4, 0.5)):
         try:
             jobs.heartbeat(services.session_factory, job_id, worker)
         except Exception:  # a missed beat only risks a duplicate run, which publication tolerates

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from typing import Annotated
 
@@ -245,9 +244,9 @@ def make_router(kind: str, plural: str) -> APIRouter:
 
 # ------------------------------------------------------------------ the upload's steps (issue 10, item 7)
 
-# Per API process. Past its body an upload needs a pooled connection for a few short steps at a time (the pool is
-# 5+10 on SQLite, 20+20 on PostgreSQL), so 64 of them queue for connections for well under the pool's 30 s timeout.
-MAX_CONCURRENT_UPLOADS = 64
+# The limit is per API process (Settings.max_concurrent_uploads, 64 by default). Past its body an upload needs a
+# pooled connection for a few short steps at a time (the pool is 5+10 on SQLite, 20+20 on PostgreSQL), so 64 of them
+# queue for connections for well under the pool's 30 s timeout.
 
 
 class UploadSlots:
@@ -265,7 +264,7 @@ class UploadSlots:
 def _slots(app) -> UploadSlots:
     slots = getattr(app.state, "upload_slots", None)
     if slots is None:
-        limit = int(os.environ.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", MAX_CONCURRENT_UPLOADS))
+        limit = app.state.settings.max_concurrent_uploads
         slots = app.state.upload_slots = UploadSlots(limit)
     return slots
 

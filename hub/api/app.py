@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -19,7 +18,6 @@ from hub.dashboard import mount_dashboard
 from hub.db import make_engine, make_session_factory
 from hub.registry import RegistryError
 from hub.settings import Settings
-from hub.storage import open_store
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -28,7 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.session_factory = make_session_factory(app.state.engine)
-    app.state.store = open_store(settings.storage_url, staging_dir=settings.data_dir / "staging")
+    app.state.store = settings.open_store()
     app.state.metrics = HubMetrics()
 
     @app.exception_handler(RegistryError)
@@ -46,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return overloaded("the database is busy; retry shortly")
         return await _internal_error(request, exc)
 
-    app.state.body_read_timeout_s = float(os.environ.get("ADAPTARIUM_BODY_READ_TIMEOUT_S", BODY_READ_TIMEOUT_S))
+    app.state.body_read_timeout_s = settings.body_read_timeout_s
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict:
@@ -70,7 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 # ------------------------------------------------------------------ error handling and body timeouts (issue 10)
 
 logger = logging.getLogger("adaptarium.api")
-BODY_READ_TIMEOUT_S = 60.0  # a client that sends nothing for a minute mid-body is gone, or holding a worker on purpose
 
 
 def overloaded(detail: str, retry_after_s: int = 1) -> JSONResponse:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -118,7 +117,7 @@ def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: A
         request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
         params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,
         idempotency_key=idempotency_key, settings=request.app.state.settings,
-        queue_routes=os.environ.get("ADAPTARIUM_QUEUE_ROUTES"), readable=_readable(session, tok),
+        queue_routes=request.app.state.settings.queue_routes, readable=_readable(session, tok),
         caller=f"token-{tok.id}" if tok else "anonymous")
     if wait:
         job = job_service.wait_for(request.app.state.session_factory, job.id, wait)
