@@ -21,8 +21,9 @@ _EXPORTS = {
     "GenerateConfig": "generation.config", "GeneratorConfig": "generation.config",
     "GenerationError": "generation.errors",
     "check_family": "generation.family", "family_mismatches": "generation.family",
-    "Layout": "generation.flatten", "fit_layout": "generation.flatten", "flatten": "generation.flatten",
-    "natural_key": "generation.flatten", "unflatten": "generation.flatten",
+    # the function flatten is generation.flatten.flatten: the name `generation.flatten` is its module
+    "Layout": "generation.flatten", "fit_layout": "generation.flatten", "natural_key": "generation.flatten",
+    "unflatten": "generation.flatten",
     "GenerateResult": "generation.generate", "generate": "generation.generate",
     "Generator": "generation.generator", "Member": "generation.generator",
     "train_generator": "generation.train",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SMALL
+from tests.generation.conftest import SMALL
 from generation import (GenerateConfig, GenerationError, GeneratorConfig, Member, condition_shift, generate,
                         hidden_state_condition, member_condition, task_condition, text_condition, train_generator)
 from lora import Adapter

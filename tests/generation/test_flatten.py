@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from generation import fit_layout, flatten, natural_key, unflatten
+from generation.flatten import fit_layout, flatten, natural_key, unflatten
 from lora import Adapter
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from conftest import BASE
+from tests.generation.conftest import BASE
 from generation import GenerateConfig, GenerationError, Generator, generate
 from lora import Adapter
 from lora.bases import module_shapes, tiny_model

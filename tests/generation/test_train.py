@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import SMALL
+from tests.generation.conftest import SMALL
 from generation import GenerationError, GeneratorConfig, Member, train_generator
 from generation.train import kept_checkpoints, safetensors_bytes
 from lora.progress import Cancelled

@@ -8,7 +8,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from conftest import KIT_CONFIG, SOURCE_NAME, has_lora
+from tests.transfer.conftest import KIT_CONFIG, SOURCE_NAME, has_lora
 from lora.bases import module_shapes, tiny_model
 from lora.progress import Cancelled
 from transfer import Kit, KitConfig, make_kit

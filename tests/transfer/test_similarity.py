@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import char_histogram
+from tests.transfer.conftest import char_histogram
 from transfer import embed, mean_embedding_distance, mmd
 
 ARITHMETIC = ["What is 3 plus 4?", "Compute 12 minus 5.", "How much is 6 times 7?", "Add 9 and 10."]

@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from conftest import SOURCE_NAME, TARGET_NAME, TRANSFER_CONFIG, char_histogram, has_lora
+from tests.transfer.conftest import SOURCE_NAME, TARGET_NAME, TRANSFER_CONFIG, char_histogram, has_lora
 from lora.adapter import Adapter
 from lora.bases import module_shapes
 from lora.evaluation import generate

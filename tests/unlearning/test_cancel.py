@@ -6,7 +6,7 @@ import pytest
 import torch
 from peft.tuners.lora import LoraLayer
 
-from conftest import BASE, FAST
+from tests.unlearning.conftest import BASE, FAST
 from lora.progress import Cancelled
 from unlearning import unlearn
 from unlearning.encoder import load_encoder

@@ -7,7 +7,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from conftest import BASE
+from tests.unlearning.conftest import BASE
 from lora.bases import tiny_model
 from lora.evaluation import applied, generate
 from unlearning import gated_evaluate, gated_generate, gate_weights, o3_applied, unlearn_delta_scale

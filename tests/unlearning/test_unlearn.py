@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import BASE, FAST
+from tests.unlearning.conftest import BASE, FAST
 from lora.evaluation import loglik
 from unlearning import detector_weights, gate_weights, unlearn
 from unlearning.relabelling import relabel
