@@ -138,7 +138,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         check_version_ref(kind, ns, name, ref)
         return registry.resolve_version(session, kind, ns, name, ref)
 
-    @router.post("/{ns}/{name}/versions", status_code=201, summary=f"Upload a new {kind} version (multipart)",
+    @router.post("/{ns}/{name}/versions", status_code=201, response_model=views.VersionView, summary=f"Upload a new {kind} version (multipart)",
                  responses={503: {"description": "too many uploads at once; retry after Retry-After seconds"}})
     async def upload(ns: str, name: str, request: Request, blobs: BlobStore = Depends(store),
                      cfg: Settings = Depends(settings)) -> dict:
@@ -154,22 +154,22 @@ def make_router(kind: str, plural: str) -> APIRouter:
         request.app.state.metrics.versions_created.labels(kind).inc()
         return await run_in_threadpool(_version_view, session_factory, kind, ns, name, number)
 
-    @router.get("", summary=f"List {plural}")
+    @router.get("", summary=f"List {plural}", response_model=views.ArtifactList)
     def list_all(namespace: str | None = None, base: str | None = None, q: str | None = None,
                  session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         found = registry.list_adapters(session, kind=kind, namespace=namespace, base=base, q=q)
         return {"items": [views.adapter_view(session, a) for a in found if can_read(tok, a.namespace)]}
 
-    @router.get("/{ns}/{name}")
+    @router.get("/{ns}/{name}", response_model=views.ArtifactView)
     def show(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         return views.adapter_view(session, visible(session, tok, ns, name))
 
-    @router.get("/{ns}/{name}/versions")
+    @router.get("/{ns}/{name}/versions", response_model=views.VersionList)
     def versions(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         artifact = visible(session, tok, ns, name)
         return {"items": [views.version_view(session, v) for v in registry.list_versions(session, artifact)]}
 
-    @router.get("/{ns}/{name}/versions/{ref}")
+    @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView)
     def version(ns: str, name: str, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
         visible(session, tok, ns, name)
@@ -189,7 +189,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     router.add_api_route("/{ns}/{name}/versions/{ref}/files/{filename:path}", download, methods=["HEAD"],
                          include_in_schema=False)
 
-    @router.get("/{ns}/{name}/versions/{ref}/lineage")
+    @router.get("/{ns}/{name}/versions/{ref}/lineage", response_model=views.LineageView)
     def lineage(ns: str, name: str, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
         visible(session, tok, ns, name)
@@ -197,7 +197,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         lineage = registry.lineage_of(session, v, readable=lambda namespace: can_read(tok, namespace))
         return {"version": registry.version_ref(v), **lineage}
 
-    @router.put("/{ns}/{name}/tags/{tag}")
+    @router.put("/{ns}/{name}/tags/{tag}", response_model=views.ArtifactView)
     def put_tag(ns: str, name: str, tag: str, body: dict = Body(..., examples=[{"version": 3}]),
                 session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
@@ -212,7 +212,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         session.commit()
         return views.adapter_view(session, artifact)
 
-    @router.delete("/{ns}/{name}/versions/{number}")
+    @router.delete("/{ns}/{name}/versions/{number}", response_model=views.VersionView)
     def yank(ns: str, name: str, number: VersionNumber, session: Session = Depends(db),
              tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
@@ -221,7 +221,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         session.commit()
         return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(number)))
 
-    @router.patch("/{ns}/{name}/versions/{number}/metrics")
+    @router.patch("/{ns}/{name}/versions/{number}/metrics", response_model=views.VersionView)
     def add_metrics(ns: str, name: str, number: VersionNumber, body: dict = Body(...), session: Session = Depends(db),
                     tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)

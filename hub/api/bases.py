@@ -40,12 +40,12 @@ def create(body: BaseIn, session: Session = Depends(db), tok: ApiToken | None = 
     return views.base_view(base)
 
 
-@router.get("", summary="List base models")
+@router.get("", summary="List base models", response_model=views.BaseList)
 def list_all(session: Session = Depends(db)) -> dict:
     return {"items": [views.base_view(b) for b in registry.list_bases(session)]}
 
 
-@router.get("/{name:path}", summary="One base model, by name or alias")
+@router.get("/{name:path}", summary="One base model, by name or alias", response_model=views.BaseView)
 def show(name: str, session: Session = Depends(db)) -> dict:
     base = registry.find_base(session, name)
     if base is None:

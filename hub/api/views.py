@@ -1,12 +1,14 @@
-"""JSON shapes the API returns for bases, adapters and versions (documented in README and relied on by the CLI).
+"""JSON shapes the API returns for bases, artifacts (adapters, datasets, generators), versions and lineage.
 
-Plain functions instead of Pydantic response models: the shapes are small, and keeping them in one place next to each
-other makes it obvious when the CLI, the dashboard and the HF-compatible routes disagree.
+Plain functions build them (fast, next to each other, so it is obvious when the CLI, the dashboard and the
+HF-compatible routes disagree); the Pydantic models at the end declare the same shapes as the routes' response
+models, so OpenAPI documents them and FastAPI checks every answer against them.
 """
 from __future__ import annotations
 
 from datetime import timezone
 
+from pydantic import BaseModel as Schema
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -78,3 +80,75 @@ def version_view(session: Session, version: ArtifactVersion) -> dict:
         "created_at": iso_utc(version.created_at),
         "tags": sorted(t for t, n in _tags(session, adapter.id).items() if n == version.number),
     }
+
+
+# Response models: what the routes above answer, so /openapi.json documents the shapes the dashboard and the CLI read.
+
+class FileView(Schema):
+    name: str
+    sha256: str
+    size: int
+
+
+class BaseView(Schema):
+    name: str
+    architecture: str
+    aliases: list[str]
+    source: str
+    module_shapes: dict[str, list[int]]
+    created_at: str | None
+
+
+class ArtifactView(Schema):
+    namespace: str
+    name: str
+    kind: str  # adapter | dataset | generator
+    base: str | None
+    description: str | None
+    task_tags: list[str]
+    latest: int | None  # newest version that is not yanked
+    version_count: int
+    tags: dict[str, int]  # tag -> version number
+    created_at: str | None
+
+
+class VersionView(Schema):
+    namespace: str
+    name: str
+    kind: str
+    number: int
+    ref: str  # namespace/name@number
+    base: str | None
+    peft_config: dict | None
+    files: list[FileView]
+    metrics: dict
+    created_by: str | None
+    job_id: str | None  # the job that made it, if a job did
+    yanked: bool
+    created_at: str | None
+    tags: list[str]
+
+
+class LineageEdge(Schema):
+    version: str | None  # None when hidden
+    object: str | None  # adapter | dataset | generator; None when hidden
+    relation: str
+    hidden: bool  # the caller may not read the other end: its name is left out
+
+
+class LineageView(Schema):
+    version: str
+    parents: list[LineageEdge]
+    children: list[LineageEdge]
+
+
+class ArtifactList(Schema):
+    items: list[ArtifactView]
+
+
+class VersionList(Schema):
+    items: list[VersionView]
+
+
+class BaseList(Schema):
+    items: list[BaseView]

@@ -5,6 +5,7 @@ database on 127.0.0.1:5432 and a bucket on the moto server). Tests talk HTTP to 
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ def serve(app, port: int):
 
 
 def start_hub(tmp_path: Path, database_url: str | None = None, storage_url: str | None = None, **overrides):
-    env = {"ADAPTARIUM_DATA_DIR": str(tmp_path / "data")}
+    env = {"ADAPTARIUM_DATA_DIR": str(tmp_path / "data"),  # S3 keys come from the environment (s3_storage_url)
+           **{k: v for k, v in os.environ.items() if k.startswith("ADAPTARIUM_S3_")}}
     if database_url:
         env["ADAPTARIUM_DATABASE_URL"] = database_url
     if storage_url:

@@ -196,3 +196,13 @@ def test_lineage_and_job_views_hide_what_the_caller_may_not_read(private_world, 
         assert job["id"] not in {j["id"] for j in anonymous.get("/api/v1/jobs").json()["items"]}
         assert anonymous.get(f"/api/v1/jobs/{job['id']}").status_code == 404
         assert anonymous.get(f"/api/v1/jobs/{job['id']}/events").status_code == 404
+
+
+def test_openapi_documents_the_shapes_the_dashboard_reads(private_world):
+    with private_world.client(None) as c:
+        spec = c.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    assert {"JobView", "EventView", "VersionView", "LineageView", "LineageEdge", "ArtifactView", "BaseView"} <= set(schemas)
+    assert set(schemas["LineageEdge"]["properties"]) == {"version", "object", "relation", "hidden"}
+    version = spec["paths"]["/api/v1/adapters/{ns}/{name}/versions/{ref}"]["get"]["responses"]["200"]
+    assert version["content"]["application/json"]["schema"]["$ref"].endswith("/VersionView")
