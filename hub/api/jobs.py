@@ -136,7 +136,8 @@ def show(job_id: str, session: Session = Depends(db), tok: ApiToken | None = Dep
     return job_service.job_to_dict(_get_visible(session, tok, job_id))
 
 
-@router.get("/{job_id}/events", summary="Event log: JSON after a sequence number, or a Server-Sent Events stream")
+@router.get("/{job_id}/events", summary="Event log: JSON after a sequence number, or a Server-Sent Events stream",
+            response_model=EventList)  # the SSE stream (a StreamingResponse) carries the same items
 async def events(job_id: str, request: Request, after: int = Query(0, ge=0, le=2**31 - 1),
                  session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token), last_event_id: str | None = Header(default=None)):

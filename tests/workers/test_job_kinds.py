@@ -202,7 +202,7 @@ def test_openapi_documents_the_shapes_the_dashboard_reads(private_world):
     with private_world.client(None) as c:
         spec = c.get("/openapi.json").json()
     schemas = spec["components"]["schemas"]
-    assert {"JobView", "EventView", "VersionView", "LineageView", "LineageEdge", "ArtifactView", "BaseView"} <= set(schemas)
+    assert {"JobView", "EventList", "VersionView", "LineageView", "LineageEdge", "ArtifactView", "BaseView"} <= set(schemas)
     assert set(schemas["LineageEdge"]["properties"]) == {"version", "object", "relation", "hidden"}
     version = spec["paths"]["/api/v1/adapters/{ns}/{name}/versions/{ref}"]["get"]["responses"]["200"]
     assert version["content"]["application/json"]["schema"]["$ref"].endswith("/VersionView")
