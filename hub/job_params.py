@@ -92,21 +92,27 @@ class TaskOrDataset(Params):
         return self
 
 
-class TrainParams(TaskOrDataset):
-    """lora.training.TrainConfig, plus the base to train on and the data."""
+class LoraFields(Params):
+    """The LoRA every method trains (train's adapter, a kit's discriminator, a transfer's student, the unlearning
+    LoRA): the same fields and defaults as lora.training.TrainConfig."""
 
-    base: ref("base")
-    steps: int = Field(100, ge=1, le=100_000)
     rank: int = Field(8, ge=1, le=1024)
     lora_alpha: float = Field(16.0, gt=0)
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    steps: int = Field(100, ge=1, le=100_000)
     lr: float = Field(2e-4, gt=0, le=1)
     batch_size: int = Field(8, ge=1, le=1024)
+    max_len: int = Field(256, ge=8, le=8192)
+    seed: int = Field(0, ge=0)
+
+
+class TrainParams(TaskOrDataset, LoraFields):
+    """lora.training.TrainConfig, plus the base to train on and the data."""
+
+    base: ref("base")
     grad_accum: int = Field(1, ge=1, le=1024)
     warmup: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0)
-    max_len: int = Field(256, ge=8, le=8192)
-    seed: int = 0
     checkpoint_every: int | None = Field(None, ge=1)
     use_rslora: bool = False
     lora_dropout: float = Field(0.0, ge=0, lt=1)
@@ -164,8 +170,9 @@ class NoopParams(Params):
     seconds: float = Field(0.0, ge=0, le=600)
 
 
-class _KitFields(Params):
-    """transfer.KitConfig: the discriminator and the seeds of a Trans-LoRA kit."""
+class TransferKitParams(TaskOrDataset, LoraFields):
+    """transfer.KitConfig (the discriminator and the seeds of a Trans-LoRA kit) for the input adapter, made from
+    the real task data: a dataset version or a built-in task."""
 
     seeds: int = Field(5, ge=1, le=1000)
     task_name: str = Field("given", min_length=1, max_length=200)
@@ -175,31 +182,9 @@ class _KitFields(Params):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(64, ge=1, le=2048)
     candidate_batch_size: int = Field(16, ge=1, le=1024)
-    rank: int = Field(8, ge=1, le=1024)
-    lora_alpha: float = Field(16.0, gt=0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
-    steps: int = Field(100, ge=1, le=100_000)
-    lr: float = Field(2e-4, gt=0, le=1)
-    batch_size: int = Field(8, ge=1, le=1024)
-    max_len: int = Field(256, ge=8, le=8192)
-    seed: int = Field(0, ge=0)
 
 
-class TransferKitParams(_KitFields):
-    """A kit for the input adapter, made from the real task data (a dataset version or a built-in task)."""
-
-    task: Task | None = None
-    dataset: ref("dataset", relation="trained_from") | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if (self.task is None) == (self.dataset is None):
-            raise ValueError("give exactly one of 'task' (builtin:...) or 'dataset' (namespace/name@version): "
-                             "the real data the discriminator learns to recognise")
-        return self
-
-
-class TransferParams(Params):
+class TransferParams(LoraFields):
     """transfer.TransferConfig, plus the target base, the kit (found through lineage when not given) and an
     optional evaluation on the target base."""
 
@@ -217,18 +202,10 @@ class TransferParams(Params):
     candidate_batch_size: int = Field(16, ge=1, le=1024)
     label_max_new_tokens: int = Field(64, ge=1, le=2048)
     label_stop: list[str] = Field(default_factory=lambda: ["\n"])
-    rank: int = Field(8, ge=1, le=1024)
-    lora_alpha: float = Field(16.0, gt=0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
-    steps: int = Field(100, ge=1, le=100_000)
-    lr: float = Field(2e-4, gt=0, le=1)
-    batch_size: int = Field(8, ge=1, le=1024)
-    max_len: int = Field(256, ge=8, le=8192)
     measure_mmd: bool = True
-    seed: int = Field(0, ge=0)
 
 
-class UnlearnParams(Params):
+class UnlearnParams(LoraFields):
     """unlearning.UnlearnConfig, plus the forget set (a dataset version or a built-in task: its train split) and
     optional reference inputs (retained data) for the detector's AUROC in the report."""
 
@@ -237,14 +214,7 @@ class UnlearnParams(Params):
     relabel: Literal["refusal", "wrong_option"] = "refusal"
     options: list[str] = Field(default_factory=list)
     lambda_orth: float = Field(0.1, ge=0)
-    rank: int = Field(8, ge=1, le=1024)
-    lora_alpha: float = Field(16.0, gt=0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
-    lr: float = Field(1e-3, gt=0, le=1)
-    steps: int = Field(100, ge=1, le=100_000)
-    batch_size: int = Field(8, ge=1, le=1024)
-    max_len: int = Field(256, ge=8, le=8192)
-    seed: int = Field(0, ge=0)
+    lr: float = Field(1e-3, gt=0, le=1)  # a forget set is small and must be overwritten in ~100 steps
     used_fraction: float = Field(0.8, gt=0, lt=1)
     mask_prob: float = Field(0.15, gt=0, lt=1)
     detector_rank: int = Field(8, ge=1, le=1024)
