@@ -161,7 +161,9 @@ def resolve_version(session: Session, kind: str, namespace: str, name: str, ref:
             raise NotFound(f"{kind} {namespace}/{name} has no version that is not yanked")
         return version
     number = ref[1:] if re.match(r"^v\d+$", ref) else ref
-    if number.isdigit():
+    if number.isdigit() and (len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1):
+        version = None  # no version has such a number (and the database cannot bind it)
+    elif number.isdigit():
         version = session.scalars(query.where(ArtifactVersion.number == int(number))).first()
     else:
         version = session.scalars(query.join(Tag, Tag.version_id == ArtifactVersion.id)

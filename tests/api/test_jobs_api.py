@@ -119,6 +119,10 @@ def test_bad_job_requests_are_422_and_queue_nothing(jobs_hub, tmp_path):
             {"kind": "evaluate", "inputs": ["jobs/yanked-one@1"], "params": {"task": "builtin:caesar_shift"}},
             {"kind": "merge", "inputs": ["jobs/yanked-one@1"], "params": {"method": "lego"},
              "output": {"namespace": "jobs", "name": "m"}},
+            {"kind": "evaluate", "inputs": ["jobs/yanked-one@9223372036854775808"],
+             "params": {"task": "builtin:caesar_shift"}},  # past any integer column: not found, not a 500
+            {"kind": "train", "params": {"base": TINY_BASE, "task": "builtin:caesar_shift", "lora_alpha": float("inf")},
+             "output": "jobs/t"},
         ]
         for body in bad:
             r = c.post("/api/v1/jobs", json=body)
