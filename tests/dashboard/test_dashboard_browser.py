@@ -158,7 +158,8 @@ def test_adapter_list_links_to_a_page_with_versions_files_and_working_downloads(
     for name, href in downloads.items():
         got = httpx.get(href, headers={"Authorization": f"Bearer {token}"})
         assert got.status_code == 200 and got.content == registered[name], name
-    assert browser.find_element(By.ID, "lineage-graph").get_attribute("data-edges") == "0"
+    graph = wait_for(browser, lambda d: d.find_elements(By.ID, "lineage-graph"), what="lineage graph")[0]
+    assert graph.get_attribute("data-edges") == "0"
     browser.save_screenshot(str(shots / "adapter.png"))
     assert page_errors(browser) == []
 
@@ -222,7 +223,8 @@ def test_train_job_from_the_form_reaches_100_percent_and_links_to_its_result(bro
     version = result.split("@")[1]
     wait_for(browser, lambda d: d.find_elements(By.ID, "version-title")
              and d.find_element(By.ID, "version-title").text == f"Version {version}", what="result version page")
-    assert browser.find_element(By.CSS_SELECTOR, f'#lineage-graph [data-node="{result}"]')
+    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'#lineage-graph [data-node="{result}"]'),
+             what="lineage graph drawn")  # fetched after the version card
     browser.save_screenshot(str(shots / "result.png"))
 
     # evaluate it from the same generated form: the scores land on the version and in the job's result
