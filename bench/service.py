@@ -90,11 +90,13 @@ class Service:
             "name": name, "architecture": architecture(model), "source": spec,
             "module_shapes": {m: list(s) for m, s in module_shapes(model).items()}}).raise_for_status()
 
-    def job(self, key: str, body: dict, timeout: float = 4 * 3600) -> dict:
-        """The finished job for this step: from the cache when an earlier run finished it, else submitted now.
+    def job(self, key: str, body: dict, timeout: float = 4 * 3600, retry_failed: bool = False) -> dict:
+        """The finished job for this step: from the cache when an earlier run finished it (failed ones too: seeded
+        jobs fail again the same way, so only retry_failed runs them again), else submitted now.
         Prints one line per job with its wall time."""
-        if key in self.steps and self.steps[key]["state"] == "succeeded":
-            return self.steps[key]
+        cached = self.steps.get(key)
+        if cached and (cached["state"] == "succeeded" or (cached["state"] == "failed" and not retry_failed)):
+            return cached
         start = time.time()
         r = self.http.post("/api/v1/jobs", json=body)
         if r.status_code != 202:
