@@ -42,8 +42,12 @@ QUICK_BASE = ("tiny-llama", "tiny:llama?seed=0")
 VARIANTS = ("hidden-1", "hidden-N", "text-1", "text-N")  # condition x (samples=1 | samples=N, select=likelihood)
 
 
-def description(k: int) -> str:
-    return f"shift every letter of a word forward by {k} in the alphabet"  # lora.tasks' own, with k filled in
+DESCRIPTIONS = {"caesar_shift": "shift every letter of a word forward by {k} in the alphabet",
+                "add_constant": "add {k} to a number"}  # lora.tasks' own wording, with k filled in
+
+
+def description(k: int, family: str = "caesar_shift") -> str:
+    return DESCRIPTIONS[family].format(k=k)
 
 
 def ints(text: str) -> list[int]:
@@ -52,6 +56,8 @@ def ints(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--family", default="caesar_shift", choices=sorted(DESCRIPTIONS),
+                        help="the parameterised task of the suite whose k makes the family")
     parser.add_argument("--members", default="1,2,3,4,5,6", help="shifts k of the family")
     parser.add_argument("--held-out", default="3,5", help="members the generators never see (at least two)")
     parser.add_argument("--seen-generate", default="2,4", help="seen members also generated, for comparison")
@@ -89,10 +95,10 @@ def main() -> None:
     if args.quick:
         generator = {"epochs": args.epochs, "latent": 8, "channels": 4, "blocks": 4, "batch_size": 4,
                      "condition_examples": 4}
-    config = {"base": spec, "members": members, "held_out": held_out, "seen_generate": seen_generate,
+    config = {"family": args.family, "base": spec, "members": members, "held_out": held_out, "seen_generate": seen_generate,
               "train_examples": args.train_examples, "test": args.test, "lora": lora, "generator": generator,
               "samples": args.samples, "asymmetry": args.asymmetry}
-    task = lambda k: f"builtin:caesar_shift?k={k}&n={args.train_examples}&test={args.test}&seed=0"  # noqa: E731
+    task = lambda k: f"builtin:{args.family}?k={k}&n={args.train_examples}&test={args.test}&seed=0"  # noqa: E731
     started = time.time()
     rows, generators, asymmetry = {}, {}, None
     with Service("generate-quick" if args.quick else "generate", config, redis_url) as hub:
@@ -101,7 +107,7 @@ def main() -> None:
         adapters = {}
         for k in members:
             print(f"[k={k}]", flush=True)
-            job = hub.job(f"k{k}/train", {"kind": "train", "output": f"bench/caesar-k{k}",
+            job = hub.job(f"k{k}/train", {"kind": "train", "output": f"bench/{args.family}-k{k}",
                                           "params": {"base": base, "task": task(k), **lora}})
             if job["state"] != "succeeded":
                 raise SystemExit(f"training k={k} failed: {job['error']}")
@@ -116,8 +122,8 @@ def main() -> None:
         for condition in ("hidden", "text"):
             params = {**generator, "condition": "hidden_state"}
             if condition == "text":
-                params = {**generator, "condition": "text", "descriptions": [description(k) for k in seen]}
-            job = hub.job(f"generator-{condition}", {"kind": "train_generator", "output": f"bench/caesar-{condition}",
+                params = {**generator, "condition": "text", "descriptions": [description(k, args.family) for k in seen]}
+            job = hub.job(f"generator-{condition}", {"kind": "train_generator", "output": f"bench/{args.family}-{condition}",
                                                      "inputs": [adapters[k] for k in seen], "params": params})
             if job["state"] != "succeeded":
                 generators[condition] = {"error": job["error"]["message"], "wall_s": job["wall_s"]}
@@ -137,11 +143,11 @@ def main() -> None:
                     rows[k][variant] = None
                     continue
                 params = {"seed": 0, **({"examples": task(k)} if condition == "hidden" else
-                                        {"description": description(k)})}
+                                        {"description": description(k, args.family)})}
                 if n == "N":
                     params.update(examples=task(k), samples=args.samples, select="likelihood")
                 job = hub.job(f"k{k}/generate-{variant}", {"kind": "generate", "inputs": [generators[condition]["ref"]],
-                                                           "output": f"bench/caesar-k{k}-{variant}", "params": params})
+                                                           "output": f"bench/{args.family}-k{k}-{variant}", "params": params})
                 if job["state"] != "succeeded":
                     rows[k][variant], rows[k][f"error_{variant}"] = None, job["error"]["message"]
                     continue
@@ -227,7 +233,7 @@ def markdown(report: dict) -> str:
     fmt = lambda v: "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     cfg = report["config"]
     n = cfg["samples"]
-    lines = [f"# ICM-LoRA: caesar-shift family on {cfg['base']}, through the job API", "",
+    lines = [f"# ICM-LoRA: {cfg['family']} family on {cfg['base']}, through the job API", "",
              f"config: {cfg}; total {report['total_s']} s", "",
              "Accuracy = exact match on each member's test split. hidden / text: the generator's condition; "
              f"s=1: one sample; s={n}: {n} samples, the best log-likelihood on the member's training examples kept.",

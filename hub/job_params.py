@@ -17,7 +17,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # The built-in task names of lora.tasks (kept here so the API need not import torch; a test pins them equal).
-BUILTIN_TASKS = ("boolean_expressions", "caesar_shift", "object_counting", "two_step_arithmetic", "word_sorting")
+BUILTIN_TASKS = ("add_constant", "boolean_expressions", "caesar_shift", "object_counting", "two_step_arithmetic",
+                 "word_sorting")
 NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
 REF = re.compile(rf"^{NAME}/{NAME}(@[A-Za-z0-9._-]{{1,64}})?$")
 

@@ -69,12 +69,19 @@ def caesar_shift(rng: random.Random, k: int = 3) -> dict:
     return {"prompt": f"shift: {word} =", "completion": f" {shifted}"}
 
 
+def add_constant(rng: random.Random, k: int = 3) -> dict:
+    """A second parameterised family, easier than caesar_shift for a small model: add k to a number."""
+    number = rng.randint(0, 199)
+    return {"prompt": f"add: {number} =", "completion": f" {number + k}"}
+
+
 TASKS = {
     "boolean_expressions": (boolean_expressions, "evaluate a boolean expression of True/False with and, or, not"),
     "word_sorting": (word_sorting, "sort a list of three-letter words alphabetically"),
     "two_step_arithmetic": (two_step_arithmetic, "compute a two-step arithmetic expression on single digits"),
     "object_counting": (object_counting, "count how many fruits or animals a list names"),
     "caesar_shift": (caesar_shift, "shift every letter of a word forward by k in the alphabet"),
+    "add_constant": (add_constant, "add k to a number"),
 }
 
 

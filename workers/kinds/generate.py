@@ -18,7 +18,7 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     if generator.condition_kind == "hidden_state" or config.select == "likelihood":
         ctx.progress(0.05, "loading base")
         model, tokenizer = ctx.load_base(base)
-    condition = task_condition(generator, model=model, tokenizer=tokenizer, texts=[p for p, _ in pairs],
+    condition = task_condition(generator, model=model, tokenizer=tokenizer, texts=[p + c for p, c in pairs],
                                description=params.get("description"))
     result = generate(generator, condition, config, progress=method_progress(ctx, 0.1, 0.95), model=model,
                       tokenizer=tokenizer, examples=pairs[:32] or None)

@@ -32,7 +32,8 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
             condition = member_condition(config, description=params["descriptions"][i])
         else:
             model, tokenizer = ctx.load_base(base)
-            texts = [p for p, _ in load_pairs(ctx, info["metrics"]["train/source"])][: config.condition_examples]
+            pairs = load_pairs(ctx, info["metrics"]["train/source"])[: config.condition_examples]
+            texts = [p + c for p, c in pairs]  # whole examples: a family's members differ in their answers
             condition = member_condition(config, model=model, tokenizer=tokenizer, texts=texts, adapter=adapter)
         members.append(Member(name=ref, checkpoints=checkpoints, condition=condition))
         ctx.progress(0.1 * (i + 1) / len(ctx.inputs), "conditions")
