@@ -71,7 +71,7 @@ def caesar_shift(rng: random.Random, k: int = 3) -> dict:
 
 def add_constant(rng: random.Random, k: int = 3) -> dict:
     """A second parameterised family, easier than caesar_shift for a small model: add k to a number."""
-    number = rng.randint(0, 199)
+    number = rng.randint(0, 999)
     return {"prompt": f"add: {number} =", "completion": f" {number + k}"}
 
 
