@@ -12,7 +12,7 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     if ctx.inputs:
         adapter, info = ctx.load_adapter(ctx.inputs[0])
         base = info["base"]
-        if any(name.startswith("o3/") for name in info["files"]) and params.get("gate", "auto") == "auto":
+        if any(name.startswith("o3/") for name in info.get("files", ())) and params.get("gate", "auto") == "auto":
             from unlearning import O3State
 
             state = O3State.from_files(ctx.load_files(ctx.inputs[0]))
@@ -38,6 +38,6 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     metrics = {f"eval/{name}/exact_match": scores["exact_match"], f"eval/{name}/n": scores["n"]}
     if state is not None:
         metrics[f"eval/{name}/gate_mean"] = scores["gate_mean"]
-    elif params.get("gate") == "off" and adapter is not None and any(n.startswith("o3/") for n in info["files"]):
+    elif params.get("gate") == "off" and adapter is not None and any(n.startswith("o3/") for n in info.get("files", ())):
         metrics = {f"eval/{name}/ungated/{k.rsplit('/', 1)[1]}": v for k, v in metrics.items()}
     return [Output(metrics=metrics, data=metrics)]
