@@ -132,9 +132,10 @@ def exact_match(job: dict) -> float | None:
     return next(v for k, v in job["result"].items() if k.endswith("/exact_match"))
 
 
-def write_report(name: str, report: dict, markdown: str) -> Path:
+def write_report(name: str, report: dict, markdown: str, stamp: str | None = None) -> Path:
+    """bench/reports/<name>-<stamp>.{json,md}; pass the same stamp again to rewrite a report as a run goes on."""
     REPORTS.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
     (REPORTS / f"{name}-{stamp}.json").write_text(json.dumps(report, indent=2))
     path = REPORTS / f"{name}-{stamp}.md"
     path.write_text(markdown)

@@ -36,6 +36,7 @@ def main() -> None:
     config = {"real": args.real, "test": args.test, "steps": args.steps, "lr": args.lr, "seeds": args.seeds}
     lora = {"steps": args.steps, "lr": args.lr, "rank": 8, "lora_alpha": 16, "batch_size": 8, "seed": 0}
     started = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     rows, stage_seconds = [], {}
     with Service("transfer", config, "redis://127.0.0.1:6379/13") as hub:
         hub.add_base(SOURCE, SOURCE)
@@ -85,15 +86,17 @@ def main() -> None:
             row["wall_s"] = {k.split("/", 1)[1]: v["wall_s"] for k, v in hub.steps.items() if k.startswith(task + "/")}
             rows.append(row)
             print(f"  {row}", flush=True)
-    report = {"config": config, "tasks": rows, "stage_seconds": stage_seconds, "total_s": round(time.time() - started)}
-    path = write_report("transfer", report, markdown(report))
+            report = {"config": config, "tasks": rows, "stage_seconds": stage_seconds,
+                      "total_s": round(time.time() - started)}
+            # rewritten after each task, so a stopped run still leaves what it measured
+            path = write_report("transfer", report, markdown(report), stamp)
     print(markdown(report))
     print(f"wrote {path}")
 
 
 def markdown(report: dict) -> str:
     fmt = lambda v: "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = [f"# Trans-LoRA: SmolLM2-135M-Instruct -> Gemma 3 270M, through the job API",
+    lines = ["# Trans-LoRA: SmolLM2-135M-Instruct -> Gemma 3 270M, through the job API",
              "", f"config: {report['config']}; total {report['total_s']} s", "",
              "| task | SmolLM2 alone | source LoRA | Gemma 3 alone | transferred | lossless | unfiltered | seeds only "
              "| Gemma LoRA on real data | disc. held-out acc | acceptance |",
