@@ -64,6 +64,18 @@ def load_pairs(ctx: JobContext, source: str, split: str = "train") -> list[tuple
     return ctx.load_dataset(source)
 
 
+def eval_examples(ctx: JobContext, source: str) -> tuple[list[dict], str]:
+    """({"prompt", "completion"} examples to score, the name metrics carry) from "builtin:<task>?..." (its test
+    split) or a dataset version reference."""
+    if source.startswith("builtin:"):
+        from lora.tasks import load_task
+
+        task = load_task(source)
+        return task.test, task.name
+    rows = [{"prompt": p, "completion": c} for p, c in ctx.load_dataset(source)]
+    return rows, source.split("@", 1)[0].replace("/", ".")
+
+
 def config_from(config_class, params: dict):
     """The method's config dataclass from the job's params: the fields both share (the params model mirrors the
     config, a test keeps them in step), lists turned into the tuples the configs use."""

@@ -3,8 +3,7 @@ are the job's result and go into the version's metrics."""
 from __future__ import annotations
 
 from lora.evaluation import evaluate_task
-from lora.tasks import load_task
-from workers.kinds.base import JobContext, Output
+from workers.kinds.base import JobContext, Output, eval_examples
 
 
 def run(ctx: JobContext, params: dict) -> list[Output]:
@@ -18,12 +17,7 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
             state = O3State.from_files(ctx.load_files(ctx.inputs[0]))
     ctx.progress(0.1, "loading base")
     model, tokenizer = ctx.load_base(base)
-    if params.get("task"):
-        task = load_task(params["task"])
-        examples, name = task.test, task.name
-    else:
-        examples = [{"prompt": p, "completion": c} for p, c in ctx.load_dataset(params["dataset"])]
-        name = params["dataset"].split("@", 1)[0].replace("/", ".")
+    examples, name = eval_examples(ctx, params.get("task") or params["dataset"])
     if params.get("limit"):
         examples = examples[: params["limit"]]
     ctx.check_cancelled()

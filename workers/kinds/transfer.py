@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 
 from lora.evaluation import evaluate_task
-from lora.tasks import load_task
 from transfer import Kit, TransferConfig, trans_lora
-from workers.kinds.base import JobContext, Output, config_from, method_progress
+from workers.kinds.base import JobContext, Output, config_from, eval_examples, method_progress
 
 STAGES = {"generating candidates": (0.05, 0.4), "filtering": (0.05, 0.4), "teacher labelling": (0.4, 0.5),
           "distilling": (0.5, 0.9)}
@@ -30,12 +29,7 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     metrics = {"transfer": report}
     if params.get("evaluate"):
         ctx.progress(0.92, "evaluating")
-        if params["evaluate"].startswith("builtin:"):
-            task = load_task(params["evaluate"])
-            examples, name = task.test, task.name
-        else:
-            examples = [{"prompt": p, "completion": c} for p, c in ctx.load_dataset(params["evaluate"])]
-            name = params["evaluate"].split("@", 1)[0].replace("/", ".")
+        examples, name = eval_examples(ctx, params["evaluate"])
         examples = examples[: params.get("eval_limit") or len(examples)]
         scores = evaluate_task(target_model, target_tokenizer, result.adapter, examples)
         metrics[f"eval/{name}/exact_match"], metrics[f"eval/{name}/n"] = scores["exact_match"], scores["n"]
