@@ -31,6 +31,10 @@ class Settings:
     # holding an API worker on purpose
     body_read_timeout_s: float = 60
     max_concurrent_uploads: int = 64  # per API process; past it an upload is a 503 with Retry-After
+    device: str = "auto"  # worker: auto | cpu | cuda | cuda:N (lora.device.resolve)
+    dtype: str = "auto"  # worker: auto | float32 | bfloat16 | float16 for the bases it loads
+    base_cache_gb: float = 0  # worker: bound on the bases kept loaded (least recently used evicted); 0 = no bound
+    worker_heartbeat_seconds: float = 10  # how often a worker refreshes its row in the fleet view
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -51,6 +55,10 @@ class Settings:
             requeue_queued_after=float(env.get("ADAPTARIUM_REQUEUE_QUEUED_AFTER", "60")),
             body_read_timeout_s=float(env.get("ADAPTARIUM_BODY_READ_TIMEOUT_S", "60")),
             max_concurrent_uploads=int(env.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", "64")),
+            device=env.get("ADAPTARIUM_DEVICE", "auto"),
+            dtype=env.get("ADAPTARIUM_DTYPE", "auto"),
+            base_cache_gb=float(env.get("ADAPTARIUM_BASE_CACHE_GB", "0")),
+            worker_heartbeat_seconds=float(env.get("ADAPTARIUM_WORKER_HEARTBEAT_SECONDS", "10")),
         )
 
     def open_store(self):
