@@ -16,9 +16,8 @@ for the lock makes a new row, after which the upload finds no file and stores it
 A failed upload gives its claims back with `release_blobs`: under the same lock, a blob whose claim is still exactly
 the upload's own (nobody claimed it since) and that no version names is deleted there and then.
 
-The local store also refreshes a blob's modification time when a commit finds identical content, which protects a
-writer that does not claim first (the worker's publication) everywhere but in the few milliseconds between the
-collector's last check and its delete.
+Every writer claims: uploads (hub.api.adapters) and a worker publishing a job's result (workers.runner). The local
+store also refreshes a blob's modification time when a commit finds identical content, a second line of defence.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ re-run after its worker was killed mid-way, still ends with exactly one result v
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -14,7 +15,7 @@ import threading
 import time
 import traceback
 
-from hub import jobs, registry
+from hub import gc, jobs, registry
 from hub.db import make_engine, make_session_factory
 from hub.models import Job
 from hub.peft_validation import AdapterValidationError, check_lora_tensors, parse_adapter_config
@@ -212,7 +213,12 @@ def _publish(services: Services, job: Job, spec: KindSpec, out: Output,
             if object == "adapter":  # what a job makes is checked like an upload: config, header, shapes
                 check_result_adapter(blobs["adapter_config.json"], blobs["adapter_model.safetensors"],
                                      base.module_shapes)
-    files = [FileEntry(fname, services.store.put_bytes(data), len(data)) for fname, data in blobs.items()]
+    # Claim the blobs before storing them, as an upload does (hub.gc): a collection running now keeps a blob this
+    # version is about to name, even one whose identical content is already stored as an old orphan.
+    files = [FileEntry(fname, hashlib.sha256(data).hexdigest(), len(data)) for fname, data in blobs.items()]
+    gc.claim_blobs(services.session_factory, {f.sha256: f.size for f in files})
+    for data in blobs.values():
+        services.store.put_bytes(data)
     with services.session_factory() as s:
         parents = []
         for reference in references(spec, job.inputs, job.params):
