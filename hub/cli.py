@@ -137,11 +137,18 @@ def up(data_dir: Path = DATA_DIR,
 
 @app.command(name="worker")
 def worker_cmd(queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to consume."),
-               concurrency: int = typer.Option(1)):
-    """Run a Celery worker for jobs (on GPU hosts: --queues gpu; on CPU hosts: --queues cpu)."""
-    from workers.main import run_worker
+               concurrency: int = typer.Option(1),
+               device: str = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: ADAPTARIUM_DEVICE or auto: "
+                                                     "CUDA when available). One worker process per GPU."),
+               dtype: str = typer.Option(None, help="auto | float32 | bfloat16 | float16 for the bases (default: "
+                                                    "ADAPTARIUM_DTYPE or auto: bf16 on a GPU that has it, else fp32).")):
+    """Run a Celery worker for jobs (on GPU hosts: --queues gpu --device cuda:N; on CPU hosts: --queues cpu)."""
+    from workers.main import WorkerSetupError, run_worker
 
-    run_worker([q.strip() for q in queues.split(",") if q.strip()], concurrency)
+    try:
+        run_worker([q.strip() for q in queues.split(",") if q.strip()], concurrency, device=device, dtype=dtype)
+    except WorkerSetupError as exc:  # a device/dtype/cache bound the worker cannot honour: say so before any job
+        _fail(str(exc))
 
 
 @db_app.command("upgrade")
@@ -196,23 +203,44 @@ def token_revoke(token: str = typer.Argument(..., help="The token's plaintext, a
 # ------------------------------------------------------------------ registry
 
 @bases_app.command("add")
-def bases_add(name: str, from_dir: Path = typer.Option(None, help="A Hugging Face model folder."),
-              from_gguf: Path = typer.Option(None, help="A GGUF file (dequantised and cached)."),
+def bases_add(name: str,
+              from_dir: Path = typer.Option(None, help="A Hugging Face model folder (only its config.json is read)."),
+              from_gguf: Path = typer.Option(None, help="A GGUF file (its metadata only; workers dequantise it)."),
+              from_config: Path = typer.Option(None, help="A config.json alone: no weights, so see --source."),
               tiny: str = typer.Option(None, help="A tiny random model family: llama, qwen2, gemma3."),
+              source: str = typer.Option(None, help="Where workers load the weights: dir:/ABS/PATH, gguf:/ABS/FILE, "
+                                                    "or a shortcut. Defaults to the --from-dir/--from-gguf path."),
               alias: list[str] = typer.Option([], help="Other names, e.g. the HF id adapters name.")):
-    """Register a base model; loads it once with transformers to record its adaptable modules' shapes."""
-    chosen = [x for x in (from_dir, from_gguf, tiny) if x]
+    """Register a base model, recording its adaptable modules' shapes from its config alone (no weights loaded)."""
+    chosen = [x for x in (from_dir, from_gguf, from_config, tiny) if x]
     if len(chosen) != 1:
-        _fail("give exactly one of --from-dir, --from-gguf, --tiny")
-    from lora.bases import architecture, load_base, module_shapes
+        _fail("give exactly one of --from-dir, --from-gguf, --from-config, --tiny")
+    if tiny and source:
+        _fail("--source does not go with --tiny (a tiny base is rebuilt from its name)")
+    from lora import shapes
 
-    spec = f"dir:{from_dir.resolve()}" if from_dir else f"gguf:{from_gguf.resolve()}" if from_gguf else f"tiny:{tiny}?seed=0"
+    if source and (problem := shapes.source_problem(source)):
+        _fail(problem)
     try:
-        model, _ = load_base(spec)
+        if tiny:
+            from lora.bases import architecture, load_base, module_shapes
+
+            spec = f"tiny:{tiny}?seed=0"
+            model, _ = load_base(spec)
+            arch, found = architecture(model), module_shapes(model)
+        else:
+            if from_dir:
+                config, spec = shapes.config_from_dir(from_dir), f"dir:{from_dir.resolve()}"
+            elif from_gguf:
+                config, spec = shapes.config_from_gguf(from_gguf), f"gguf:{from_gguf.resolve()}"
+            else:
+                config, spec = shapes.config_from_file(from_config), ""
+            arch, found = shapes.shapes_from_config(config)
     except (ValueError, OSError) as exc:
         _fail(str(exc))
-    body = {"name": name, "architecture": architecture(model), "source": spec, "aliases": list(alias),
-            "module_shapes": {m: list(s) for m, s in module_shapes(model).items()}}
+    spec = source or spec
+    body = {"name": name, "architecture": arch, "source": spec, "aliases": list(alias),
+            "module_shapes": {m: list(s) for m, s in found.items()}}
     with _client() as client:
         try:
             base = client.add_base(body)
@@ -220,6 +248,9 @@ def bases_add(name: str, from_dir: Path = typer.Option(None, help="A Hugging Fac
             _fail(exc.detail)
     console.print(f"registered base [bold]{base['name']}[/bold] ({base['architecture']}, "
                   f"{len(base['module_shapes'])} adaptable modules)")
+    if not spec:
+        console.print("no --source: adapters on this base upload and are shape-checked, but jobs that need its "
+                      "weights fail until a worker can load it by its name")
 
 
 @app.command()
