@@ -1,6 +1,7 @@
 """Jobs benchmark (issue 3): dispatch latency against a raw Celery round trip, and real train + evaluate jobs.
 
-    python -m bench.jobs [--n 200] [--base smollm2] [--steps 50]
+    python -m bench.jobs [--n 200] [--base smollm2] [--steps 50] [--database postgresql]
+    python -m bench.jobs --base '' --n 200      # the dispatch part only
 
 1. Dispatch latency: POST /api/v1/jobs (a no-op job) -> the worker has claimed it (job.started_at - the moment the
    POST was sent), median and p95 over n jobs, against plain Celery measured in the same run on the same Redis with
@@ -34,7 +35,18 @@ from hub.settings import Settings
 
 REPORTS = Path(__file__).parent / "reports"
 REDIS_URL = "redis://127.0.0.1:6379/11"
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 IDLE = 0.02  # pause before each send, so the worker has acknowledged the previous message and waits idle, as in use
+
+
+def _pg_admin(statement: str) -> None:
+    """CREATE/DROP DATABASE, which cannot run inside a transaction."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(statement))
+    admin.dispose()
 
 
 def wait_job(c: httpx.Client, job_id: str, timeout: float = 3600) -> dict:
@@ -66,10 +78,17 @@ def main() -> None:
     parser.add_argument("--database-url", default=None,
                         help="an empty database to use instead of SQLite under a temp dir, e.g. "
                              "postgresql+psycopg://postgres@127.0.0.1:5432/bench_jobs (the production shape)")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a fresh database on 127.0.0.1:5432, dropped afterwards")
     parser.add_argument("--out", type=Path, default=REPORTS)
     args = parser.parse_args()
 
     redis.Redis.from_url(REDIS_URL).flushdb()
+    fresh_pg = None
+    if args.database == "postgresql" and not args.database_url:
+        fresh_pg = f"bench_jobs_{os.getpid()}_{int(time.time())}"
+        _pg_admin(f'CREATE DATABASE "{fresh_pg}"')
+        args.database_url = f"{PG_SERVER}/{fresh_pg}"
     work = Path(tempfile.mkdtemp(prefix="adaptarium-jobs-bench-"))
     env = {**os.environ, "ADAPTARIUM_DATA_DIR": str(work), "ADAPTARIUM_BROKER_URL": REDIS_URL}
     if args.database_url:
@@ -173,6 +192,8 @@ def main() -> None:
         worker.wait(timeout=60)
         api.wait(timeout=30)
         engine.dispose()
+        if fresh_pg:
+            _pg_admin(f'DROP DATABASE "{fresh_pg}" WITH (FORCE)')
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"jobs-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
