@@ -179,3 +179,40 @@ def check_lora_tensors(config: dict, tensors: dict[str, TensorInfo], module_shap
             raise AdapterValidationError(f"module {module!r}: lora_B has shape {list(b_shape)}, expected "
                                          f"[{fan_out}, {rank}] (out_features {fan_out}, rank {rank} from the config)")
     return sorted(parts)
+
+
+# Config fields PEFT reads as regular expressions, or splices into one, when it puts LoRA layers on a model. A
+# registry adapter needs none of them once its module list is explicit (uploads hold lora_A/lora_B tensors only, so
+# modules_to_save can have no weights).
+_PATTERN_FIELDS = ("exclude_modules", "layers_to_transform", "layers_pattern", "modules_to_save")
+
+
+def explicit_config(config: dict, modules: list[str]) -> dict:
+    """`config` rewritten so that PEFT runs none of its user-written patterns when a worker loads the adapter.
+
+    PEFT matches a string target_modules / exclude_modules against every module name of the base and the
+    rank_pattern / alpha_pattern keys against every adapted one, with Python's `re`: unbounded and holding the GIL. The
+    upload check bounded them only on the modules the file holds, so a pattern quick on those and catastrophic on
+    another module of the base (`...q_proj|(?:\\w|\\w)*#` against `mlp.down_proj`) would hang the worker. Here the
+    patterns are resolved, with the upload's bounded matcher, for exactly `modules` (the adapter's tensors): the
+    targets become that list of full module paths, and rank_pattern / alpha_pattern one escaped exact-path key per
+    module that differs from r / lora_alpha. A pattern too slow even on those raises AdapterValidationError."""
+    patterns = _Patterns(config)
+    out = dict(config)
+    if isinstance(config.get("target_modules"), str) or any(config.get(f) not in (None, "", [], {})
+                                                            for f in _PATTERN_FIELDS):
+        uncovered = [m for m in modules if not _targeted(config, m, patterns)]
+        if uncovered:
+            raise AdapterValidationError(f"module {uncovered[0]!r} is not covered by target_modules "
+                                         f"{config.get('target_modules')!r}")
+        out["target_modules"] = sorted(modules)
+        out.update({f: None for f in _PATTERN_FIELDS})
+    if config.get("rank_pattern"):
+        ranks = {m: rank_for(config, m, patterns) for m in modules}
+        out["rank_pattern"] = {f"^{re.escape(m)}": r for m, r in ranks.items() if r != config["r"]}
+    if config.get("alpha_pattern"):
+        values = list(config["alpha_pattern"].values())
+        alphas = {m: next((values[i] for i, compiled in enumerate(patterns.alpha) if patterns.match(compiled, m)),
+                          config["lora_alpha"]) for m in modules}
+        out["alpha_pattern"] = {f"^{re.escape(m)}": a for m, a in alphas.items() if a != config["lora_alpha"]}
+    return out

@@ -18,7 +18,7 @@ import traceback
 from hub import gc, jobs, registry
 from hub.db import make_engine, make_session_factory
 from hub.models import Job
-from hub.peft_validation import AdapterValidationError, check_lora_tensors, parse_adapter_config
+from hub.peft_validation import AdapterValidationError, check_lora_tensors, explicit_config, parse_adapter_config
 from hub.safetensors_header import HeaderError, read_header
 from hub.registry import FileEntry
 from hub.settings import Settings
@@ -77,6 +77,10 @@ class RegistryContext:
         store = self.services.store
         adapter = Adapter.from_bytes(store.read_bytes(files["adapter_config.json"]),
                                      store.read_bytes(files["adapter_model.safetensors"]))
+        try:  # the uploader's regexes never reach PEFT's unbounded `re` (see explicit_config)
+            adapter.config = explicit_config(adapter.config, adapter.modules())
+        except AdapterValidationError as exc:
+            raise ValueError(f"input {ref}: {exc}") from None
         base = version.artifact.base
         return adapter, {"ref": registry.version_ref(version), "base": base.name if base else None,
                          "base_source": base.source if base else None, "metrics": version.metrics or {},
