@@ -1,4 +1,5 @@
-"""The registry's tables: namespaces, tokens, base models, artifacts and their versions, tags, lineage, blobs, jobs.
+"""The registry's tables: namespaces, tokens, base models, artifacts and their versions, tags, lineage, blobs, jobs,
+workers.
 
 An Artifact is a versioned registry object of one `kind`: an adapter, a dataset or a generator. All three share the
 `adapters` / `adapter_versions` tables (named when adapters were the only kind; renaming tables is not worth a
@@ -167,6 +168,9 @@ class Job(Base):
     # id of the Celery message now carrying this job: a new one per dispatch after a retry, so revoking a cancelled
     # job's message never discards the retried one
     celery_task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the device its (last) worker ran it on, e.g. "cuda:0 (NVIDIA H100 80GB HBM3, bfloat16)", copied from the
+    # worker's row at claim: the job page still names it after the worker is long gone
+    device: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 class JobEvent(Base):
@@ -178,3 +182,30 @@ class JobEvent(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     type: Mapped[str] = mapped_column(String(16))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Worker(Base):
+    """One worker process in the fleet view, kept fresh by its own heartbeat (workers/fleet.py).
+
+    Named like `Job.worker` (host:pid), so a job names its worker's row. Status is not stored: online or stale is
+    the heartbeat's age against the worker's own `heartbeat_seconds` (hub.fleet.status), so a worker that dies
+    without a word still turns stale; `stopped_at` is set only by a clean shutdown."""
+
+    __tablename__ = "workers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list] = mapped_column(JSON, default=list)
+    device: Mapped[str] = mapped_column(String(32), default="cpu")
+    dtype: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    device_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    versions: Mapped[dict] = mapped_column(JSON, default=dict)  # torch, transformers, peft, adaptarium
+    heartbeat_seconds: Mapped[float] = mapped_column(Float, default=10.0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    current_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # plain id: the fleet view never holds a job back
+    jobs_done: Mapped[int] = mapped_column(Integer, default=0)
+    jobs_failed: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,4 +1,5 @@
-"""The Celery app the workers run: one task, `adaptarium.run_job`, plus the recovery loop started with each worker.
+"""The Celery app the workers run: one task, `adaptarium.run_job`, plus the recovery loop and the fleet heartbeat
+(workers/fleet.py) started with each worker.
 
 Acks are late and a lost worker's message is requeued (Redis: after the visibility timeout), so a job survives a
 killed worker; the runner's claim makes a second delivery harmless. Routing is by queue name (gpu, cpu), chosen per
@@ -7,7 +8,7 @@ kind when the job is dispatched (hub.job_kinds.queue_for).
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from hub.dispatch import TASK_NAME, celery_config
 from hub.settings import Settings
@@ -43,3 +44,20 @@ def _stop_recovery(**_):
     from workers.recovery import stop
 
     stop()
+
+
+@worker_process_init.connect
+def _join_fleet(**_):
+    """Sent in the process that runs the jobs (the solo pool's only process, or each prefork child): that process is
+    the one the fleet view shows, under the name the runner claims jobs with."""
+    from workers import fleet
+
+    fleet.start([q.name for q in app.amqp.queues.consume_from.values()] or ["gpu", "cpu"])
+
+
+@worker_shutdown.connect
+@worker_process_shutdown.connect
+def _leave_fleet(**_):
+    from workers import fleet
+
+    fleet.stop()

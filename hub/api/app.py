@@ -12,7 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
-from hub.api import adapters, bases, hf, jobs, namespaces
+from hub.api import adapters, bases, hf, jobs, namespaces, workers
 from hub.api.metrics import HubMetrics, MetricsMiddleware
 from hub.dashboard import mount_dashboard
 from hub.db import make_engine, make_session_factory
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def metrics():
         return app.state.metrics.response()
 
-    for module in (namespaces, bases, adapters, jobs):
+    for module in (namespaces, bases, adapters, jobs, workers):
         app.include_router(module.router)
     app.include_router(jobs.kinds_router)
     app.include_router(hf.router)  # Hub-compatible paths live at the root, as huggingface_hub builds them

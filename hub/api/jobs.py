@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 
 from hub import jobs as job_service
 from hub.api.deps import can_read, db, require, require_any, token
+from hub.api.openapi import errors
 from hub.job_kinds import KINDS, describe, namespaces_named
 from hub.models import ApiToken, Job, Namespace, iso_utc
 from hub.registry import NotFound
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=errors(503))
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -51,7 +52,8 @@ class JobView(Schema):
     result: dict | None  # data the job returned (evaluate's scores, infer's completions)
     error: dict | None
     attempts: int
-    worker: str | None
+    worker: str | None  # host:pid of the worker that claimed it last (GET /api/v1/workers lists them)
+    device: str | None  # what that worker ran it on, e.g. "cuda:0 (NVIDIA H100 80GB HBM3, bfloat16)"
     queue: str
     created_by: str | None
     created_at: str | None
@@ -96,10 +98,10 @@ def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
 
 
 @router.post("", status_code=202, summary="Submit a job", response_model=JobView,
-             responses={401: {"description": "no token"}, 403: {"description": "no write access to the output, or "
-                                                                "no read access to something the job names"},
-                        409: {"description": "Idempotency-Key reused for another request"},
-                        422: {"description": "bad kind, inputs, params or output; unknown or yanked references"}})
+             responses=errors(400, 401, 403, 409, 422, why={
+                 403: "no write access to the output, or no read access to something the job names",
+                 409: "Idempotency-Key reused for another request",
+                 422: "bad kind, inputs, params or output; unknown or yanked references"}))
 def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token),
            idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
            wait: float = Query(0, ge=0, le=60, description="seconds to wait for the job to finish before answering "
@@ -118,26 +120,27 @@ def submit(body: JobIn, request: Request, session: Session = Depends(db), tok: A
         params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,
         idempotency_key=idempotency_key, settings=request.app.state.settings,
         queue_routes=request.app.state.settings.queue_routes, readable=_readable(session, tok),
-        caller=f"token-{tok.id}" if tok else "anonymous")
+        caller=f"token-{tok.id}" if tok else "anonymous", session=session)
     if wait:
         job = job_service.wait_for(request.app.state.session_factory, job.id, wait)
     return job_service.job_to_dict(job)
 
 
-@router.get("", summary="List jobs, newest first", response_model=JobList)
+@router.get("", summary="List jobs, newest first", response_model=JobList, responses=errors(401, 422))
 def list_jobs(state: str | None = None, kind: str | None = None, limit: int = Query(200, ge=1, le=1000),
               session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     found = job_service.list_jobs(session, state=state, kind=kind, limit=limit)
     return {"items": [job_service.job_to_dict(j) for j in found if _visible(session, tok, j)]}
 
 
-@router.get("/{job_id}", response_model=JobView, responses={404: {"description": "no such job you may see"}})
+@router.get("/{job_id}", response_model=JobView, responses=errors(401, 404, why={404: "no such job you may see"}))
 def show(job_id: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     return job_service.job_to_dict(_get_visible(session, tok, job_id))
 
 
 @router.get("/{job_id}/events", summary="Event log: JSON after a sequence number, or a Server-Sent Events stream",
-            response_model=EventList)  # the SSE stream (a StreamingResponse) carries the same items
+            response_model=EventList, responses={  # the SSE stream (Accept: text/event-stream) carries the same items
+                200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **errors(401, 404, 422)})
 async def events(job_id: str, request: Request, after: int = Query(0, ge=0, le=2**31 - 1),
                  session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token), last_event_id: str | None = Header(default=None)):
@@ -179,7 +182,7 @@ def _event(e) -> dict:
     return {"seq": e.seq, "at": iso_utc(e.at), "type": e.type, "data": e.data}
 
 
-@router.post("/{job_id}/cancel", response_model=JobView)
+@router.post("/{job_id}/cancel", response_model=JobView, responses=errors(401, 403, 404, 409))
 def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
     _require_write(session, tok, job)
@@ -188,7 +191,7 @@ def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: A
                                                               settings=request.app.state.settings))
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=JobView)
+@router.post("/{job_id}/retry", status_code=202, response_model=JobView, responses=errors(401, 403, 404, 409))
 def retry(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
     _require_write(session, tok, job)

@@ -7,7 +7,7 @@ from hub.db import make_engine
 from hub.migrate import downgrade, upgrade
 
 TABLES = {"namespaces", "api_tokens", "base_models", "base_aliases", "adapters", "adapter_versions", "tags",
-          "lineage", "blobs", "jobs", "job_events"}
+          "lineage", "blobs", "jobs", "job_events", "workers"}
 
 
 def _tables(url: str) -> set[str]:
