@@ -144,3 +144,56 @@ def test_a_sigkilled_worker_turns_stale_and_its_job_finishes_on_another_worker(f
         assert (rescuer["status"], rescuer["current_job"], rescuer["jobs_done"]) == ("online", None, 1)
         names = [w["name"] for w in c.get("/api/v1/workers").json()["items"]]
         assert names.index(rescuer_name) < names.index(doomed_name)  # online ones first
+
+
+@pytest.fixture
+def pg_services(private_pg_db, tmp_path):
+    """The worker's per-process services on a PostgreSQL database of this test's own, heartbeat every 0.2 s."""
+    from hub.migrate import upgrade
+    from hub.settings import Settings
+    from workers.runner import Services
+
+    upgrade(private_pg_db)
+    services = Services(Settings.from_env({"ADAPTARIUM_DATABASE_URL": private_pg_db, "ADAPTARIUM_DATA_DIR": str(tmp_path),
+                                           "ADAPTARIUM_WORKER_HEARTBEAT_SECONDS": "0.2"}))
+    yield services
+    services.engine.dispose()
+
+
+def _heartbeat_at(services, name: str):
+    from sqlalchemy import select
+
+    from hub.models import Worker
+
+    with services.session_factory() as s:
+        return s.scalar(select(Worker.heartbeat_at).where(Worker.name == name))
+
+
+@pytest.mark.postgres
+def test_the_heartbeat_outlives_a_database_outage_and_a_deleted_row(pg_services):
+    """The table vanishes for a while (every beat fails), then comes back: the thread is still beating. A row deleted
+    under it is registered again. A clean stop marks it stopped."""
+    from sqlalchemy import text
+
+    from workers import fleet
+    from workers.runner import worker_name
+
+    name = worker_name()
+    fleet.start(["cpu"], pg_services)
+    try:
+        first = wait_until(lambda: _heartbeat_at(pg_services, name), 10, "registration")
+        with pg_services.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE workers RENAME TO workers_away"))
+        time.sleep(1.5)  # about seven beats, each failing with "relation workers does not exist"
+        with pg_services.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE workers_away RENAME TO workers"))
+        back = wait_until(lambda: (at := _heartbeat_at(pg_services, name)) > first and at, 10, "beats after the outage")
+        assert fleet._thread is not None and fleet._thread.is_alive()
+
+        with pg_services.engine.begin() as conn:
+            conn.execute(text("DELETE FROM workers"))
+        wait_until(lambda: (at := _heartbeat_at(pg_services, name)) and at > back, 10, "the row registered again")
+    finally:
+        fleet.stop()
+    with pg_services.engine.connect() as conn:
+        assert conn.execute(text("SELECT stopped_at IS NOT NULL FROM workers WHERE name = :n"), {"n": name}).scalar()
