@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, lazyload, selectinload, sessionmaker
 
 from hub.models import RELATIONS, Artifact, ArtifactVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
 
@@ -146,8 +146,10 @@ def list_adapters(session: Session, kind: str = "adapter", namespace: str | None
 
 
 def list_versions(session: Session, adapter: Artifact) -> list[ArtifactVersion]:
-    return list(session.scalars(select(ArtifactVersion).where(ArtifactVersion.adapter_id == adapter.id)
-                                .order_by(ArtifactVersion.number)))
+    """All versions of `adapter`, oldest first, in one query that does not join the adapter back onto every row
+    (the caller holds it; a version's `artifact` then comes from the session's identity map)."""
+    return list(session.scalars(select(ArtifactVersion).options(lazyload(ArtifactVersion.artifact))
+                                .where(ArtifactVersion.adapter_id == adapter.id).order_by(ArtifactVersion.number)))
 
 
 def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> ArtifactVersion:

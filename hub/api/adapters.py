@@ -158,7 +158,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     def list_all(namespace: str | None = None, base: str | None = None, q: str | None = None,
                  session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         found = registry.list_adapters(session, kind=kind, namespace=namespace, base=base, q=q)
-        return {"items": [views.adapter_view(session, a) for a in found if can_read(tok, a.namespace)]}
+        return {"items": views.adapter_views(session, [a for a in found if can_read(tok, a.namespace)])}
 
     @router.get("/{ns}/{name}", response_model=views.ArtifactView)
     def show(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
@@ -167,7 +167,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.get("/{ns}/{name}/versions", response_model=views.VersionList)
     def versions(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         artifact = visible(session, tok, ns, name)
-        return {"items": [views.version_view(session, v) for v in registry.list_versions(session, artifact)]}
+        return {"items": views.version_list(session, artifact, registry.list_versions(session, artifact))}
 
     @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView)
     def version(ns: str, name: str, ref: str, session: Session = Depends(db),

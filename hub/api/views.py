@@ -9,10 +9,9 @@ from __future__ import annotations
 from datetime import timezone
 
 from pydantic import BaseModel as Schema
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub import registry
 from hub.models import Artifact, ArtifactVersion, BaseModel, Tag, iso_utc
 
 
@@ -35,19 +34,30 @@ def base_view(base: BaseModel) -> dict:
     }
 
 
-def _tags(session: Session, adapter_id: int) -> dict[str, int]:
+def _tags_of_adapters(session: Session, adapter_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Every tag of these adapters in one query: adapter id -> {tag: version number}."""
+    found: dict[int, dict[str, int]] = {i: {} for i in adapter_ids}
+    if adapter_ids:
+        rows = session.execute(
+            select(Tag.adapter_id, Tag.name, ArtifactVersion.number)
+            .join(ArtifactVersion, Tag.version_id == ArtifactVersion.id).where(Tag.adapter_id.in_(adapter_ids)))
+        for adapter_id, name, number in rows:
+            found[adapter_id][name] = number
+    return found
+
+
+def _latest_of_adapters(session: Session, adapter_ids: list[int]) -> dict[int, int]:
+    """The newest version that is not yanked, per adapter, in one query."""
+    if not adapter_ids:
+        return {}
     rows = session.execute(
-        select(Tag.name, ArtifactVersion.number).join(ArtifactVersion, Tag.version_id == ArtifactVersion.id)
-        .where(Tag.adapter_id == adapter_id)
-    )
-    return {name: number for name, number in rows}
+        select(ArtifactVersion.adapter_id, func.max(ArtifactVersion.number))
+        .where(ArtifactVersion.adapter_id.in_(adapter_ids), ArtifactVersion.yanked.is_(False))
+        .group_by(ArtifactVersion.adapter_id))
+    return dict(rows.all())
 
 
-def adapter_view(session: Session, adapter: Artifact) -> dict:
-    latest = session.scalar(
-        select(ArtifactVersion.number).where(ArtifactVersion.adapter_id == adapter.id, ArtifactVersion.yanked.is_(False))
-        .order_by(ArtifactVersion.number.desc()).limit(1)
-    )
+def _artifact_dict(adapter: Artifact, latest: int | None, tags: dict[str, int]) -> dict:
     return {
         "namespace": adapter.namespace.name,
         "name": adapter.name,
@@ -57,29 +67,71 @@ def adapter_view(session: Session, adapter: Artifact) -> dict:
         "task_tags": adapter.task_tags or [],
         "latest": latest,
         "version_count": adapter.version_count,
-        "tags": _tags(session, adapter.id),
+        "tags": tags,
         "created_at": iso_utc(adapter.created_at),
     }
 
 
-def version_view(session: Session, version: ArtifactVersion) -> dict:
-    adapter = version.artifact
+def adapter_view(session: Session, adapter: Artifact) -> dict:
+    return adapter_views(session, [adapter])[0]
+
+
+def adapter_views(session: Session, adapters: list[Artifact]) -> list[dict]:
+    """Views of many artifacts in two queries (latest versions, tags), whatever their number: a listing of 500
+    adapters must not cost 1000 round trips."""
+    ids = [a.id for a in adapters]
+    latest, tags = _latest_of_adapters(session, ids), _tags_of_adapters(session, ids)
+    return [_artifact_dict(a, latest.get(a.id), tags[a.id]) for a in adapters]
+
+
+def _version_dict(version: ArtifactVersion, adapter: Artifact, tags: list[str]) -> dict:
+    """Everything a version view and a list entry share: all but the PEFT config."""
     return {
         "namespace": adapter.namespace.name,
         "name": adapter.name,
         "kind": adapter.kind,
         "number": version.number,
-        "ref": registry.version_ref(version),
+        "ref": f"{adapter.namespace.name}/{adapter.name}@{version.number}",
         "base": adapter.base.name if adapter.base is not None else None,
-        "peft_config": version.peft_config,
         "files": version.files,
         "metrics": version.metrics or {},
         "created_by": version.created_by,
         "job_id": version.job_id,
         "yanked": version.yanked,
         "created_at": iso_utc(version.created_at),
-        "tags": sorted(t for t, n in _tags(session, adapter.id).items() if n == version.number),
+        "tags": tags,
     }
+
+
+def version_view(session: Session, version: ArtifactVersion) -> dict:
+    """One version in full, its PEFT config included."""
+    tags = sorted(session.scalars(select(Tag.name).where(Tag.version_id == version.id)))
+    return {**_version_dict(version, version.artifact, tags), "peft_config": version.peft_config}
+
+
+def config_summary(config: dict | None) -> dict | None:
+    """What a version list shows of a PEFT config: its type, rank, alpha and how many module names it targets
+    (None when `target_modules` is a pattern); the full config is one version's view away."""
+    if not isinstance(config, dict):
+        return None
+
+    def number(value):
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+    targets = config.get("target_modules")
+    return {"peft_type": config.get("peft_type") if isinstance(config.get("peft_type"), str) else None,
+            "r": number(config.get("r")), "lora_alpha": number(config.get("lora_alpha")),
+            "target_module_count": len(targets) if isinstance(targets, list) else None}
+
+
+def version_list(session: Session, adapter: Artifact, versions: list[ArtifactVersion]) -> list[dict]:
+    """List entries for an adapter's versions in one more query (all its tags), whatever their number, each with a
+    summary of its PEFT config instead of the config itself: a list of 200 versions stays a few tens of KB."""
+    by_version: dict[int, list[str]] = {}
+    for name, version_id in session.execute(select(Tag.name, Tag.version_id).where(Tag.adapter_id == adapter.id)):
+        by_version.setdefault(version_id, []).append(name)
+    return [{**_version_dict(v, adapter, sorted(by_version.get(v.id, ()))), "config_summary": config_summary(v.peft_config)}
+            for v in versions]
 
 
 # Response models: what the routes above answer, so /openapi.json documents the shapes the dashboard and the CLI read.
@@ -146,8 +198,34 @@ class ArtifactList(Schema):
     items: list[ArtifactView]
 
 
+class ConfigSummary(Schema):
+    peft_type: str | None
+    r: int | float | None
+    lora_alpha: int | float | None
+    target_module_count: int | None  # None when target_modules is a regular expression
+
+
+class VersionListItem(Schema):
+    """A version in a list: a VersionView without `peft_config`, with `config_summary` instead."""
+
+    namespace: str
+    name: str
+    kind: str
+    number: int
+    ref: str
+    base: str | None
+    config_summary: ConfigSummary | None  # None for datasets and generators
+    files: list[FileView]
+    metrics: dict
+    created_by: str | None
+    job_id: str | None
+    yanked: bool
+    created_at: str | None
+    tags: list[str]
+
+
 class VersionList(Schema):
-    items: list[VersionView]
+    items: list[VersionListItem]
 
 
 class BaseList(Schema):
