@@ -56,7 +56,8 @@ class FileEntry:
 
 
 def valid_name(value: str) -> bool:
-    return isinstance(value, str) and bool(_NAME.match(value)) and ".." not in value
+    # fullmatch: with match, `$` also matches before a final newline, and "acme\n" passed for a name
+    return isinstance(value, str) and bool(_NAME.fullmatch(value)) and ".." not in value
 
 
 def check_name(value: str, what: str = "name") -> None:

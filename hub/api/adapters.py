@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from hub import gc, registry
 from hub.api import gc as gc_routes, views
 from hub.api.deps import can_read, db, require, settings, store, token
 from hub.api.files import blob_response
+from hub.api.openapi import Name, errors, file_download, multipart_upload
 from hub.api.uploads import ReceivedForm, receive_form
 from hub.dataset_validation import DatasetError, validate_jsonl
 from hub.models import Artifact, ArtifactVersion, ApiToken, Namespace
@@ -121,10 +122,13 @@ def _prepare_generator(session: Session, form: ReceivedForm) -> dict:
 PREPARE = {"adapter": (ADAPTER_FILES, _prepare_adapter), "dataset": (DATASET_FILES, _prepare_dataset),
            "generator": (GENERATOR_FILES, _prepare_generator)}
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a version number")]
+# what a route on one named object answers besides its own 200: no token or scope, not there (or hidden), a bad name
+NAMED = errors(401, 403, 404, 422)
+NAMED_WITH_BODY = errors(400, 401, 403, 404, 422)  # ... and a JSON body that is not JSON
 
 
 def make_router(kind: str, plural: str) -> APIRouter:
-    router = APIRouter(prefix=f"/api/v1/{plural}", tags=[plural])
+    router = APIRouter(prefix=f"/api/v1/{plural}", tags=[plural], responses=errors(503))
     allowed, prepare = PREPARE[kind]
     inspectors = {"adapter_model.safetensors": lambda: NonFiniteScanner().feed} if kind == "adapter" else {}
 
@@ -139,8 +143,11 @@ def make_router(kind: str, plural: str) -> APIRouter:
         return registry.resolve_version(session, kind, ns, name, ref)
 
     @router.post("/{ns}/{name}/versions", status_code=201, response_model=views.VersionView, summary=f"Upload a new {kind} version (multipart)",
-                 responses={503: {"description": "too many uploads at once; retry after Retry-After seconds"}})
-    async def upload(ns: str, name: str, request: Request, blobs: BlobStore = Depends(store),
+                 responses=errors(400, 401, 403, 408, 409, 413, 415, 422, 503, why={
+                     409: f"the {kind} belongs to another base", 503: "too many uploads at once, or the database is "
+                     "busy; retry after Retry-After seconds"}),
+                 openapi_extra=multipart_upload(allowed, tuple(f for f in allowed if f != "README.md")))
+    async def upload(ns: Name, name: Name, request: Request, blobs: BlobStore = Depends(store),
                      cfg: Settings = Depends(settings)) -> dict:
         """See `_upload_steps` for why this route takes no request-long session and when it answers 503."""
         registry.check_name(ns, "namespace")
@@ -154,29 +161,30 @@ def make_router(kind: str, plural: str) -> APIRouter:
         request.app.state.metrics.versions_created.labels(kind).inc()
         return await run_in_threadpool(_version_view, session_factory, kind, ns, name, number)
 
-    @router.get("", summary=f"List {plural}", response_model=views.ArtifactList)
+    @router.get("", summary=f"List {plural}", response_model=views.ArtifactList, responses=errors(401, 422))
     def list_all(namespace: str | None = None, base: str | None = None, q: str | None = None,
                  session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         found = registry.list_adapters(session, kind=kind, namespace=namespace, base=base, q=q)
         return {"items": views.adapter_views(session, [a for a in found if can_read(tok, a.namespace)])}
 
-    @router.get("/{ns}/{name}", response_model=views.ArtifactView)
-    def show(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    @router.get("/{ns}/{name}", response_model=views.ArtifactView, responses=NAMED)
+    def show(ns: Name, name: Name, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         return views.adapter_view(session, visible(session, tok, ns, name))
 
-    @router.get("/{ns}/{name}/versions", response_model=views.VersionList)
-    def versions(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    @router.get("/{ns}/{name}/versions", response_model=views.VersionList, responses=NAMED)
+    def versions(ns: Name, name: Name, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         artifact = visible(session, tok, ns, name)
         return {"items": views.version_list(session, artifact, registry.list_versions(session, artifact))}
 
-    @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView)
-    def version(ns: str, name: str, ref: str, session: Session = Depends(db),
+    @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView, responses=NAMED)
+    def version(ns: Name, name: Name, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
         visible(session, tok, ns, name)
         return views.version_view(session, resolve(session, ns, name, ref))
 
-    @router.get("/{ns}/{name}/versions/{ref}/files/{filename:path}", summary="Download a file (ETag, Range)")
-    def download(ns: str, name: str, ref: str, filename: str, request: Request, session: Session = Depends(db),
+    @router.get("/{ns}/{name}/versions/{ref}/files/{filename:path}", summary="Download a file (ETag, Range)",
+                response_class=Response, responses={**file_download(), **NAMED})
+    def download(ns: Name, name: Name, ref: str, filename: str, request: Request, session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store)):
         visible(session, tok, ns, name)
         v = resolve(session, ns, name, ref)
@@ -189,16 +197,16 @@ def make_router(kind: str, plural: str) -> APIRouter:
     router.add_api_route("/{ns}/{name}/versions/{ref}/files/{filename:path}", download, methods=["HEAD"],
                          include_in_schema=False)
 
-    @router.get("/{ns}/{name}/versions/{ref}/lineage", response_model=views.LineageView)
-    def lineage(ns: str, name: str, ref: str, session: Session = Depends(db),
+    @router.get("/{ns}/{name}/versions/{ref}/lineage", response_model=views.LineageView, responses=NAMED)
+    def lineage(ns: Name, name: Name, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
         visible(session, tok, ns, name)
         v = resolve(session, ns, name, ref)
         lineage = registry.lineage_of(session, v, readable=lambda namespace: can_read(tok, namespace))
         return {"version": registry.version_ref(v), **lineage}
 
-    @router.put("/{ns}/{name}/tags/{tag}", response_model=views.ArtifactView)
-    def put_tag(ns: str, name: str, tag: str, body: dict = Body(..., examples=[{"version": 3}]),
+    @router.put("/{ns}/{name}/tags/{tag}", response_model=views.ArtifactView, responses=NAMED_WITH_BODY)
+    def put_tag(ns: Name, name: Name, tag: Name, body: dict = Body(..., examples=[{"version": 3}]),
                 session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
         require(tok, artifact.namespace, "write")
@@ -212,8 +220,8 @@ def make_router(kind: str, plural: str) -> APIRouter:
         session.commit()
         return views.adapter_view(session, artifact)
 
-    @router.delete("/{ns}/{name}/versions/{number}", response_model=views.VersionView)
-    def yank(ns: str, name: str, number: VersionNumber, session: Session = Depends(db),
+    @router.delete("/{ns}/{name}/versions/{number}", response_model=views.VersionView, responses=NAMED)
+    def yank(ns: Name, name: Name, number: VersionNumber, session: Session = Depends(db),
              tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
         require(tok, artifact.namespace, "write")
@@ -221,8 +229,8 @@ def make_router(kind: str, plural: str) -> APIRouter:
         session.commit()
         return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(number)))
 
-    @router.patch("/{ns}/{name}/versions/{number}/metrics", response_model=views.VersionView)
-    def add_metrics(ns: str, name: str, number: VersionNumber, body: dict = Body(...), session: Session = Depends(db),
+    @router.patch("/{ns}/{name}/versions/{number}/metrics", response_model=views.VersionView, responses=NAMED_WITH_BODY)
+    def add_metrics(ns: Name, name: Name, number: VersionNumber, body: dict = Body(...), session: Session = Depends(db),
                     tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
         require(tok, artifact.namespace, "write")

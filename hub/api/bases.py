@@ -12,21 +12,23 @@ from sqlalchemy.orm import Session
 from hub import registry
 from hub.api import views
 from hub.api.deps import db, require, token
+from hub.api.openapi import NAME_MAX, NAME_PATTERN, errors
 from hub.models import ApiToken
 from hub.registry import Invalid, NotFound
 
-router = APIRouter(prefix="/api/v1/bases", tags=["bases"])
+router = APIRouter(prefix="/api/v1/bases", tags=["bases"], responses=errors(503))
 
 
 class BaseIn(Schema):
-    name: str
+    name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX)
     architecture: str
     module_shapes: dict[str, tuple[int, int]] = Field(min_length=1)
     aliases: list[str] = []
     source: str = ""
 
 
-@router.post("", status_code=201, summary="Register a base model (admin)")
+@router.post("", status_code=201, summary="Register a base model (admin)", response_model=views.BaseView,
+             responses=errors(400, 401, 403, 409, 422, why={409: "a base (or alias) of that name is registered"}))
 def create(body: BaseIn, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     require(tok, None, "admin")
     registry.check_name(body.name, "base name")
@@ -45,7 +47,8 @@ def list_all(session: Session = Depends(db)) -> dict:
     return {"items": [views.base_view(b) for b in registry.list_bases(session)]}
 
 
-@router.get("/{name:path}", summary="One base model, by name or alias", response_model=views.BaseView)
+@router.get("/{name:path}", summary="One base model, by name or alias", response_model=views.BaseView,
+            responses=errors(404))
 def show(name: str, session: Session = Depends(db)) -> dict:
     base = registry.find_base(session, name)
     if base is None:

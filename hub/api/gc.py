@@ -6,13 +6,15 @@ from sqlalchemy.orm import Session
 
 from hub import gc
 from hub.api.deps import db, require, store, token
+from hub.api.openapi import errors
 from hub.models import ApiToken
 from hub.storage import BlobStore
 
-router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=errors(503))
 
 
-@router.post("/gc", summary="Remove blobs no version names, older than a grace period (admin)")
+@router.post("/gc", summary="Remove blobs no version names, older than a grace period (admin)",
+             responses=errors(401, 403, 422))
 def collect(request: Request, grace_s: float = Query(gc.DEFAULT_GRACE_S, ge=0, le=10 * 365 * 86400,
                                                      description="keep anything claimed or written this recently"),
             dry_run: bool = Query(False, description="report what would be removed, remove nothing"),

@@ -12,19 +12,23 @@ import hashlib
 import re
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from hub import registry
 from hub.api.adapters import check_version_ref
 from hub.api.deps import can_read, db, store, token
 from hub.api.files import blob_response
+from hub.api.openapi import errors, file_download
 from hub.api.views import hf_time
 from hub.models import ArtifactVersion, ApiToken
 from hub.registry import NotFound
 from hub.storage import BlobStore
 
-router = APIRouter(tags=["huggingface-compatible"])
+router = APIRouter(tags=["huggingface-compatible"], responses=errors(503))
+# the Hub's answers: 401 for a private repo asked anonymously, 404 (X-Error-Code says which) for everything else
+HF_ERRORS = errors(401, 404, why={404: "no such repository, revision or file (X-Error-Code: RepoNotFound, "
+                                      "RevisionNotFound or EntryNotFound), or a repository the caller may not read"})
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -92,14 +96,16 @@ def _info(version: ArtifactVersion) -> dict:
 
 
 def _routes(kind: str, repo_prefix: str, api_prefix: str) -> None:
-    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}", summary=f"HF-compatible {kind} info (latest)")
+    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}", summary=f"HF-compatible {kind} info (latest)",
+                responses=HF_ERRORS)
     def info(ns: str, name: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)):
         try:
             return _info(_resolve(session, tok, kind, ns, name, "main"))
         except _HfError as exc:
             return hf_error_response(exc)
 
-    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}/revision/{{rev}}", summary=f"HF-compatible {kind} info at a revision")
+    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}/revision/{{rev}}", summary=f"HF-compatible {kind} info at a revision",
+                responses=HF_ERRORS)
     def info_at(ns: str, name: str, rev: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)):
         try:
             return _info(_resolve(session, tok, kind, ns, name, rev))
@@ -107,7 +113,8 @@ def _routes(kind: str, repo_prefix: str, api_prefix: str) -> None:
             return hf_error_response(exc)
 
     @router.get(f"{repo_prefix}/{{ns}}/{{name}}/resolve/{{rev}}/{{filename:path}}",
-                summary=f"HF-compatible {kind} file download")
+                summary=f"HF-compatible {kind} file download", response_class=Response,
+                responses={**file_download(), **HF_ERRORS})
     def resolve(ns: str, name: str, rev: str, filename: str, request: Request, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store)):
         try:
