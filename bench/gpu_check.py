@@ -86,11 +86,11 @@ def run_one(spec: str, device: str, dtype: str, args, task) -> dict:
     placement = resolve(device, dtype)
     use(placement)
     bases.clear_cache()  # one base on the GPU at a time: the previous placement's copy goes
-    if placement.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(placement.device)
     t0 = time.perf_counter()
     model, tok = bases.load_base(spec)
     load_s = time.perf_counter() - t0
+    if placement.device.type == "cuda":  # (only valid once the allocator is up: after the load)
+        torch.cuda.reset_peak_memory_stats(placement.device)
     param = next(model.parameters())
     assert param.device.type == placement.device.type and param.dtype == placement.dtype, (param.device, param.dtype)
     stamps = []
@@ -168,7 +168,8 @@ def report(args, base_name: str, runs: dict, eviction: dict | None) -> tuple[str
                   f"{TOLERANCE:g}: **{'agree' if verdict['curves_agree'] else 'DIFFER'}**", ""]
     if eviction is not None:
         lines += [f"- base cache bound on CUDA (room for one base of {eviction['base_bytes'] / 2**20:.0f} MiB): "
-                  f"allocated {eviction['allocated_with_first'] / 2**20:.0f} MiB with the first, "
+                  f"allocated {eviction['allocated_before'] / 2**20:.0f} MiB before, "
+                  f"{eviction['allocated_with_first'] / 2**20:.0f} MiB with the first, "
                   f"{eviction['allocated_after_second'] / 2**20:.0f} MiB after loading the second; cache holds "
                   f"{len(eviction['cache_holds'])}: **{'evicted and freed' if eviction['ok'] else 'NOT freed'}**", ""]
     names = list(runs)
