@@ -380,3 +380,38 @@ def test_generator_page_shows_its_size_and_generates_an_adapter_from_the_form(br
     link = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '#results a.ref[data-object="adapter"]'),
                     what="result link")[0]
     assert link.text == "dash/shift-3@1"
+
+
+# ---------- the fleet ----------
+
+def test_workers_page_lists_the_worker_and_links_to_the_job_it_runs_whose_page_names_the_worker(browser, hub, worker,
+                                                                                                 shots):
+    import socket
+
+    url, token, _ = hub
+    name = f"{socket.gethostname()}:{worker.pid}"  # the solo pool runs jobs in the worker process itself
+    res = httpx.post(f"{url}/api/v1/jobs", headers={"Authorization": f"Bearer {token}"},
+                     json={"kind": "noop", "params": {"seconds": 90}})  # still running when clicked; cancelled
+    assert res.status_code == 202, res.text
+    job_id = res.json()["id"]
+    try:
+        open_page(browser, url, token, "#/workers")
+        row = f'#workers [data-worker="{name}"]'
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f'{row} a.current-job[href="#/jobs/{job_id}"]'),
+                 timeout=120, what="the worker listed with its running job")
+        # the table re-renders every 2 s: read the row in one go inside the retrying wait
+        status, device, text = wait_for(browser, lambda d: [
+            (r.get_attribute("data-status"), r.find_element(By.CSS_SELECTOR, ".device").text, r.text)
+            for r in d.find_elements(By.CSS_SELECTOR, row)], what="row")[0]
+        assert status == "online" and device.startswith("cpu") and "cpu, gpu" in text
+        assert browser.find_element(By.CSS_SELECTOR, "nav a.active").get_attribute("data-nav") == "workers"
+        browser.save_screenshot(str(shots / "workers.png"))
+        wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, f'{row} a.current-job').click() or True,
+                 what="current job link")  # the table re-renders every 2 s: retry if the link was replaced
+        wait_for(browser, lambda d: d.find_elements(By.ID, "job-worker") and text_of(d, "#job-worker") == name,
+                 timeout=60, what="job page names the worker")
+        assert browser.current_url.endswith(f"#/jobs/{job_id}")
+        assert text_of(browser, "#job-device") == "cpu (float32)"
+        assert page_errors(browser) == []
+    finally:  # free the module's worker for the other tests
+        httpx.post(f"{url}/api/v1/jobs/{job_id}/cancel", headers={"Authorization": f"Bearer {token}"})

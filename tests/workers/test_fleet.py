@@ -154,7 +154,8 @@ def pg_services(private_pg_db, tmp_path):
     from workers.runner import Services
 
     upgrade(private_pg_db)
-    services = Services(Settings.from_env({"ADAPTARIUM_DATABASE_URL": private_pg_db, "ADAPTARIUM_DATA_DIR": str(tmp_path),
+    services = Services(Settings.from_env({"ADAPTARIUM_DATABASE_URL": private_pg_db,
+                                           "ADAPTARIUM_DATA_DIR": str(tmp_path),
                                            "ADAPTARIUM_WORKER_HEARTBEAT_SECONDS": "0.2"}))
     yield services
     services.engine.dispose()

@@ -145,7 +145,9 @@ async function viewJob(root, id) {
     const made = kind && ["adapter", "dataset", "generator"].includes(kind.output) ? kind.output : (kind ? kind.inputs.object : "adapter");
     root.querySelector("#job-head").innerHTML = `
       <p>${stateBadge(job.state)} <b>${esc(job.kind)}</b> <span class="muted">stage</span> <span id="stage">${esc(job.stage || "")}</span>
-      <span class="muted">attempts</span> ${esc(job.attempts)} <span class="muted">worker</span> ${esc(job.worker || "")}
+      <span class="muted">attempts</span> ${esc(job.attempts)} <span class="muted">worker</span> ${job.worker
+        ? `<a id="job-worker" href="#/workers">${esc(job.worker)}</a> <span class="muted">on</span> <span id="job-device">${esc(job.device || "?")}</span>`
+        : "<span class='muted'>none yet</span>"}
       <span class="muted">duration</span> ${duration(job)}</p>
       ${progressBar(job, true)}
       <dl class="kv" style="margin-top:10px">
@@ -376,6 +378,38 @@ function lineageGraph(self, body) {
     ${lines.join("")}${drawn.join("")}</svg>${edges.length ? "" : `<p class="muted">no lineage: uploaded directly</p>`}`;
 }
 
+// The fleet: every worker process, its device and queues, whether its heartbeat is fresh, and what it runs. A job the
+// caller may not see arrives as {hidden: true}: the worker is busy, and that is all the page can say.
+function bytes(n) { return n == null ? "" : (n / 2 ** 30).toFixed(1) + " GiB"; }
+
+function age(s) { return s < 60 ? s.toFixed(1) + " s ago" : s < 3600 ? Math.round(s / 60) + " min ago" : Math.round(s / 3600) + " h ago"; }
+
+function currentJob(j) {
+  if (!j) return `<span class="muted">idle</span>`;
+  if (j.hidden) return `<span class="busy">busy</span>`;
+  return `<a class="current-job" href="#/jobs/${esc(j.id)}">${esc(j.kind)} ${esc(String(j.id).slice(0, 8))}</a> ${pct(j.progress)} %`;
+}
+
+async function viewWorkers(root) {
+  root.innerHTML = `<h1>Workers</h1><p class="muted" id="workers-note"></p>
+    <table id="workers"><thead><tr><th>name</th><th>host</th><th>device</th><th>queues</th><th>status</th>
+    <th>current job</th><th>done / failed</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>`;
+  async function refresh() {
+    const body = await api("/workers");
+    root.querySelector("#workers-note").textContent =
+      `stale: no heartbeat for ${body.stale_after_beats} of its intervals; stopped: shut down cleanly`;
+    root.querySelector("tbody").innerHTML = items(body).map(w => `<tr data-worker="${esc(w.name)}" data-status="${esc(w.status)}">
+      <td>${esc(w.name)}</td><td>${esc(w.host)}</td>
+      <td class="device">${esc(w.device)}${w.device_name && w.device_name !== w.device ? " · " + esc(w.device_name) : ""}
+        ${w.memory_bytes ? `<span class="muted">${bytes(w.memory_bytes)}</span>` : ""} <span class="muted">${esc(w.dtype || "")}</span></td>
+      <td>${esc(w.queues.join(", "))}</td><td>${stateBadge(w.status)}</td><td>${currentJob(w.current_job)}</td>
+      <td>${esc(w.jobs_done)} / ${esc(w.jobs_failed)}</td><td title="${esc(w.heartbeat_at)}">${age(w.heartbeat_age_s)}</td></tr>`).join("") ||
+      `<tr><td colspan="8" class="muted">no workers have registered</td></tr>`;
+  }
+  await refresh();
+  every(2000, () => refresh().catch(() => {}));
+}
+
 async function viewBases(root) {
   const bases = items(await api("/bases"));
   root.innerHTML = `<h1>Bases</h1><table id="bases"><thead><tr><th>name</th><th>architecture</th><th>aliases</th><th>modules</th><th></th></tr></thead><tbody>
@@ -553,6 +587,7 @@ const routes = [
   [/^#\/(adapters|datasets|generators)\/([^/?]+)\/([^/?]+)$/, viewArtifact],
   [/^#\/(adapters|datasets|generators)(?:\?.*)?$/, viewArtifacts],
   [/^#\/bases$/, viewBases],
+  [/^#\/workers$/, viewWorkers],
   [/^#\/new(?:\?.*)?$/, viewNewJob],
   [/^#\/jobs(?:\?.*)?$/, viewJobs],
 ];
