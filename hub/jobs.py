@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -124,9 +124,7 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
                    request_hash=request_hash, created_by=created_by, queue=queue_for(kind, queue_routes),
                    celery_task_id=uuid.uuid4().hex, cancel_requested=False, created_at=now)
         try:
-            s.execute(insert(Job.__table__).values(row))
-            s.execute(insert(JobEvent.__table__).values(job_id=row["id"], seq=1, type="state", at=now,
-                                                        data={"state": "queued"}))  # a new job's first event
+            _insert_job(s, row)
             s.commit()
         except IntegrityError:  # the same idempotency key raced us
             s.rollback()
@@ -137,6 +135,20 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
     job = Job(**row)  # transient: what was stored, for the dispatch and the answer
     _dispatch_or_defer(session_factory, job, settings)
     return job
+
+
+def _insert_job(session: Session, row: dict) -> None:
+    """The job row and a new job's first event ("queued"). On PostgreSQL one statement (a data-modifying CTE), so a
+    submit waits for one round trip fewer; SQLite runs in-process and takes the two plain INSERTs."""
+    jobs, events = Job.__table__, JobEvent.__table__
+    first = {"seq": 1, "type": "state", "at": row["created_at"], "data": {"state": "queued"}}
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(jobs).values(row))
+        session.execute(insert(events).values(job_id=row["id"], **first))
+        return
+    new_job = insert(jobs).values(row).returning(jobs.c.id).cte("new_job")
+    values = select(new_job.c.id, *(literal(value, events.c[name].type) for name, value in first.items()))
+    session.execute(insert(events).from_select(["job_id", *first], values))
 
 
 def _same_request(existing: Job, request_hash: str) -> Job:
