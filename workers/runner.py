@@ -61,7 +61,9 @@ class RegistryContext:
     def _version(self, object: str, ref: str):
         ns, name, version_ref = registry.parse_ref(ref)
         with self.services.session_factory() as s:
-            return registry.resolve_version(s, object, ns, name, version_ref)
+            version = registry.resolve_version(s, object, ns, name, version_ref)
+            version.artifact.base  # loaded while the session is open: callers read them after it closes
+            return version
 
     def load_files(self, ref: str, object: str = "adapter") -> dict[str, bytes]:
         version = self._version(object, ref)
