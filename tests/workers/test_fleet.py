@@ -2,7 +2,7 @@
 what a caller who may not see that job reads, a SIGKILLed worker turning stale while its job moves on, a clean
 shutdown, and a heartbeat that outlives a database outage.
 
-A hub on SQLite + local blobs with workers on Redis db 5 (this file's own; flushed before each test). Heartbeats
+A hub on SQLite + local blobs with workers on Redis db 7 (this file's own; flushed before each test). Heartbeats
 every 0.5 s (stale after 1.5 s) and the fast recovery timings of test_reliability.py keep it to seconds.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import redis
 from tests.api.conftest import TINY_BASE, start_hub
 from tests.conftest import start_worker, stop_process
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = "redis://127.0.0.1:6379/7"  # 4 and 5 are taken by the hardening tests
 FAST = {"ADAPTARIUM_WORKER_HEARTBEAT_SECONDS": "0.5", "ADAPTARIUM_VISIBILITY_TIMEOUT": "6",
         "ADAPTARIUM_STALE_SECONDS": "3", "ADAPTARIUM_RECOVERY_SECONDS": "1", "ADAPTARIUM_REQUEUE_QUEUED_AFTER": "2"}
 
