@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, lazyload, selectinload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.models import RELATIONS, Artifact, ArtifactVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
 
@@ -155,13 +156,21 @@ def list_versions(session: Session, adapter: Artifact) -> list[ArtifactVersion]:
 
 def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> ArtifactVersion:
     """A version by 'latest'/'main' (newest not yanked), number, 'v<N>', or tag. Numbers reach yanked versions too."""
-    adapter = get_adapter(session, kind, namespace, name)
-    query = select(ArtifactVersion).where(ArtifactVersion.adapter_id == adapter.id)
+    return resolve_in(session, get_adapter(session, kind, namespace, name), ref)
+
+
+def resolve_in(session: Session, adapter: Artifact, ref: str = "latest") -> ArtifactVersion:
+    """`resolve_version` for an adapter the caller already holds: one query, which does not join the adapter back
+    onto the version (its `artifact` is set to `adapter`)."""
+    kind, namespace, name = adapter.kind, adapter.namespace.name, adapter.name
+    query = (select(ArtifactVersion).options(lazyload(ArtifactVersion.artifact))
+             .where(ArtifactVersion.adapter_id == adapter.id))
     if ref in ("latest", "main"):
         version = session.scalars(query.where(ArtifactVersion.yanked.is_(False))
                                   .order_by(ArtifactVersion.number.desc()).limit(1)).first()
         if version is None:
             raise NotFound(f"{kind} {namespace}/{name} has no version that is not yanked")
+        set_committed_value(version, "artifact", adapter)
         return version
     number = ref[1:] if re.match(r"^v\d+$", ref) else ref
     if number.isdigit() and (len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1):
@@ -173,6 +182,8 @@ def resolve_version(session: Session, kind: str, namespace: str, name: str, ref:
                                   .where(Tag.adapter_id == adapter.id, Tag.name == ref)).first()
     if version is None:
         raise NotFound(f"{kind} {namespace}/{name} has no version or tag {ref!r}")
+    # The session holds objects weakly: without this reference a caller that dropped `adapter` would load it again.
+    set_committed_value(version, "artifact", adapter)
     return version
 
 
@@ -270,13 +281,13 @@ def _point_tag(session: Session, adapter_id: int, tag: str, version_id: int) -> 
 
 def set_tag(session: Session, adapter: Artifact, tag: str, number: int) -> None:
     check_tag(tag)
-    version = resolve_version(session, adapter.kind, adapter.namespace.name, adapter.name, str(number))
+    version = resolve_in(session, adapter, str(number))
     _point_tag(session, adapter.id, tag, version.id)
     session.flush()
 
 
 def yank(session: Session, adapter: Artifact, number: int) -> ArtifactVersion:
-    version = resolve_version(session, adapter.kind, adapter.namespace.name, adapter.name, str(number))
+    version = resolve_in(session, adapter, str(number))
     if not version.yanked:
         version.yanked, version.yanked_at = True, utcnow()
     session.flush()

@@ -35,6 +35,9 @@ class Settings:
     dtype: str = "auto"  # worker: auto | float32 | bfloat16 | float16 for the bases it loads
     base_cache_gb: float = 0  # worker: bound on the bases kept loaded (least recently used evicted); 0 = no bound
     worker_heartbeat_seconds: float = 10  # how often a worker refreshes its row in the fleet view
+    # an API process trusts a token it verified for this long: a revocation from another process (the CLI) takes
+    # effect within it; 0 checks the database on every request
+    token_cache_seconds: float = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -59,6 +62,7 @@ class Settings:
             dtype=env.get("ADAPTARIUM_DTYPE", "auto"),
             base_cache_gb=float(env.get("ADAPTARIUM_BASE_CACHE_GB", "0")),
             worker_heartbeat_seconds=float(env.get("ADAPTARIUM_WORKER_HEARTBEAT_SECONDS", "10")),
+            token_cache_seconds=float(env.get("ADAPTARIUM_TOKEN_CACHE_SECONDS", "2")),
         )
 
     def open_store(self):

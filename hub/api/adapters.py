@@ -138,9 +138,9 @@ def make_router(kind: str, plural: str) -> APIRouter:
             require(tok, artifact.namespace, "read")
         return artifact
 
-    def resolve(session: Session, ns: str, name: str, ref: str):
-        check_version_ref(kind, ns, name, ref)
-        return registry.resolve_version(session, kind, ns, name, ref)
+    def resolve(session: Session, artifact: Artifact, ref: str):
+        check_version_ref(kind, artifact.namespace.name, artifact.name, ref)
+        return registry.resolve_in(session, artifact, ref)
 
     @router.post("/{ns}/{name}/versions", status_code=201, response_model=views.VersionView, summary=f"Upload a new {kind} version (multipart)",
                  responses=errors(400, 401, 403, 408, 409, 413, 415, 422, 503, why={
@@ -179,15 +179,13 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView, responses=NAMED)
     def version(ns: Name, name: Name, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
-        visible(session, tok, ns, name)
-        return views.version_view(session, resolve(session, ns, name, ref))
+        return views.version_view(session, resolve(session, visible(session, tok, ns, name), ref))
 
     @router.get("/{ns}/{name}/versions/{ref}/files/{filename:path}", summary="Download a file (ETag, Range)",
                 response_class=Response, responses={**file_download(), **NAMED})
     def download(ns: Name, name: Name, ref: str, filename: str, request: Request, session: Session = Depends(db),
                  tok: ApiToken | None = Depends(token), blobs: BlobStore = Depends(store)):
-        visible(session, tok, ns, name)
-        v = resolve(session, ns, name, ref)
+        v = resolve(session, visible(session, tok, ns, name), ref)
         entry = next((f for f in v.files if f["name"] == filename), None)
         if entry is None:
             raise HTTPException(404, f"{registry.version_ref(v)} has no file {filename!r}; it has "
@@ -200,8 +198,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.get("/{ns}/{name}/versions/{ref}/lineage", response_model=views.LineageView, responses=NAMED)
     def lineage(ns: Name, name: Name, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
-        visible(session, tok, ns, name)
-        v = resolve(session, ns, name, ref)
+        v = resolve(session, visible(session, tok, ns, name), ref)
         lineage = registry.lineage_of(session, v, readable=lambda namespace: can_read(tok, namespace))
         return {"version": registry.version_ref(v), **lineage}
 

@@ -30,17 +30,26 @@ def db(request: Request) -> Iterator[Session]:
 
 
 def token(request: Request, session: Session = Depends(db)) -> ApiToken | None:
-    """The caller's token, or None when no Authorization header was sent; a bad token is 401, not anonymous."""
+    """The caller's token, or None when no Authorization header was sent; a bad token is 401, not anonymous.
+
+    Verified tokens are cached for a moment (`auth.TokenCache`): most requests read no token row."""
     header = request.headers.get("authorization")
     if not header:
         return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise HTTPException(401, "Authorization header must be 'Bearer <token>'")
-    found = auth.authenticate(session, value.strip())
+    found = _token_cache(request.app).authenticate(session, value.strip())
     if found is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return found
+
+
+def _token_cache(app) -> auth.TokenCache:
+    cache = getattr(app.state, "token_cache", None)
+    if cache is None:  # made on first use (no lock: two racing requests would each make one; one wins, no harm)
+        cache = app.state.token_cache = auth.TokenCache(app.state.settings.token_cache_seconds)
+    return cache
 
 
 def require(tok: ApiToken | None, namespace: Namespace | str | None, scope: str) -> None:
