@@ -608,6 +608,24 @@ def jobs_ls(state: str = typer.Option(None), kind: str = typer.Option(None)):
     console.print(table)
 
 
+@app.command(name="workers")
+def workers_ls():
+    """The worker fleet: each worker's device, queues, status (online / stale / stopped) and current job."""
+    with _client() as client:
+        try:
+            items = client.get("/api/v1/workers")["items"]
+        except ClientError as exc:
+            _fail(exc.detail)
+    table = Table("name", "status", "device", "queues", "current job", "done", "failed", "heartbeat")
+    for w in items:
+        device = w["device"] if not w.get("device_name") or w["device_name"] == "cpu" else f"{w['device']} ({w['device_name']})"
+        job = w.get("current_job")
+        current = "" if not job else "busy (hidden)" if job["hidden"] else f"{job['id'][:12]} {job['kind']}"
+        table.add_row(w["name"], w["status"], device, ",".join(w["queues"]), current, str(w["jobs_done"]),
+                      str(w["jobs_failed"]), f"{w['heartbeat_age_s']:.0f} s ago")
+    console.print(table)
+
+
 @jobs_app.command("show")
 def jobs_show(job_id: str):
     """A job as JSON."""
