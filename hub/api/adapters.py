@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel as Schema, Field, StrictInt
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -119,6 +120,12 @@ def _prepare_generator(session: Session, form: ReceivedForm) -> dict:
     return {"base_id": base.id, "peft_config": None, "metrics": {}}
 
 
+class TagIn(Schema):
+    """The body of PUT .../tags/{tag}. Any integer: one that no version has is a 404, like any version not there."""
+
+    version: StrictInt = Field(examples=[1])
+
+
 PREPARE = {"adapter": (ADAPTER_FILES, _prepare_adapter), "dataset": (DATASET_FILES, _prepare_dataset),
            "generator": (GENERATOR_FILES, _prepare_generator)}
 VersionNumber = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a version number")]
@@ -203,13 +210,11 @@ def make_router(kind: str, plural: str) -> APIRouter:
         return {"version": registry.version_ref(v), **lineage}
 
     @router.put("/{ns}/{name}/tags/{tag}", response_model=views.ArtifactView, responses=NAMED_WITH_BODY)
-    def put_tag(ns: Name, name: Name, tag: Name, body: dict = Body(..., examples=[{"version": 3}]),
-                session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    def put_tag(ns: Name, name: Name, tag: Name, body: TagIn, session: Session = Depends(db),
+                tok: ApiToken | None = Depends(token)) -> dict:
         artifact = registry.get_adapter(session, kind, ns, name)
         require(tok, artifact.namespace, "write")
-        number = body.get("version")
-        if not isinstance(number, int) or isinstance(number, bool):
-            raise Invalid('body must be {"version": <number>}')
+        number = body.version
         if tag in ("latest", "main") or tag.isdigit() or not registry.valid_name(tag):
             raise Invalid(f"{tag!r} cannot be a tag name (reserved, numeric, or not [A-Za-z0-9._-])")
         check_version_ref(kind, ns, name, str(number))

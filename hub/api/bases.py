@@ -5,6 +5,8 @@ check every upload against them without ever loading weights itself.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel as Schema, Field
 from sqlalchemy.orm import Session
@@ -14,15 +16,18 @@ from hub.api import views
 from hub.api.deps import db, require, token
 from hub.api.openapi import NAME_MAX, NAME_PATTERN, errors
 from hub.models import ApiToken
-from hub.registry import Invalid, NotFound
+from hub.registry import NotFound
 
 router = APIRouter(prefix="/api/v1/bases", tags=["bases"], responses=errors(503))
+
+
+Dim = Annotated[int, Field(gt=0)]
 
 
 class BaseIn(Schema):
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX)
     architecture: str
-    module_shapes: dict[str, tuple[int, int]] = Field(min_length=1)
+    module_shapes: dict[str, tuple[Dim, Dim]] = Field(min_length=1)  # module -> (in, out) features
     aliases: list[str] = []
     source: str = ""
 
@@ -32,9 +37,6 @@ class BaseIn(Schema):
 def create(body: BaseIn, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     require(tok, None, "admin")
     registry.check_name(body.name, "base name")
-    for module, (fan_in, fan_out) in body.module_shapes.items():
-        if fan_in <= 0 or fan_out <= 0:
-            raise Invalid(f"module {module!r} has a non-positive shape ({fan_in}, {fan_out})")
     base = registry.create_base(session, body.name, body.architecture,
                                 {m: list(s) for m, s in body.module_shapes.items()},
                                 aliases=body.aliases, source=body.source)
@@ -48,7 +50,7 @@ def list_all(session: Session = Depends(db)) -> dict:
 
 
 @router.get("/{name:path}", summary="One base model, by name or alias", response_model=views.BaseView,
-            responses=errors(404))
+            responses=errors(404, 422))
 def show(name: str, session: Session = Depends(db)) -> dict:
     base = registry.find_base(session, name)
     if base is None:

@@ -27,8 +27,9 @@ from hub.storage import BlobStore
 
 router = APIRouter(tags=["huggingface-compatible"], responses=errors(503))
 # the Hub's answers: 401 for a private repo asked anonymously, 404 (X-Error-Code says which) for everything else
-HF_ERRORS = errors(401, 404, why={404: "no such repository, revision or file (X-Error-Code: RepoNotFound, "
-                                      "RevisionNotFound or EntryNotFound), or a repository the caller may not read"})
+HF_ERRORS = errors(401, 404, 422, why={
+    404: "no such repository, revision or file (X-Error-Code: RepoNotFound, RevisionNotFound or EntryNotFound), or a "
+         "repository the caller may not read"})
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 

@@ -133,7 +133,7 @@ def list_jobs(state: str | None = None, kind: str | None = None, limit: int = Qu
     return {"items": [job_service.job_to_dict(j) for j in found if _visible(session, tok, j)]}
 
 
-@router.get("/{job_id}", response_model=JobView, responses=errors(401, 404, why={404: "no such job you may see"}))
+@router.get("/{job_id}", response_model=JobView, responses=errors(401, 404, 422, why={404: "no such job you may see"}))
 def show(job_id: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     return job_service.job_to_dict(_get_visible(session, tok, job_id))
 
@@ -182,7 +182,7 @@ def _event(e) -> dict:
     return {"seq": e.seq, "at": iso_utc(e.at), "type": e.type, "data": e.data}
 
 
-@router.post("/{job_id}/cancel", response_model=JobView, responses=errors(401, 403, 404, 409))
+@router.post("/{job_id}/cancel", response_model=JobView, responses=errors(401, 403, 404, 409, 422))
 def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
     _require_write(session, tok, job)
@@ -191,7 +191,8 @@ def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: A
                                                               settings=request.app.state.settings))
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=JobView, responses=errors(401, 403, 404, 409))
+@router.post("/{job_id}/retry", status_code=202, response_model=JobView,
+             responses=errors(401, 403, 404, 409, 422))
 def retry(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
     _require_write(session, tok, job)

@@ -65,9 +65,12 @@ BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
 
 def multipart_upload(files: tuple[str, ...], required: tuple[str, ...]) -> dict[str, Any]:
     """`openapi_extra=` for an upload route. The route streams its body itself (hub.api.uploads, never spooled), so
-    FastAPI cannot see the form; this declares it: one binary part per file, named by the file, and `base`."""
+    FastAPI cannot see the form; this declares it: one binary part per file, named by the file, and the text
+    fields `base`, `tag` and `description`."""
     properties = {name: {**BINARY, "description": f"the file {name}"} for name in files}
     properties["base"] = {"type": "string", "description": "the base model's name or alias, when the config names none"}
+    properties["tag"] = {"type": "string", "description": "a tag to point at the new version"}
+    properties["description"] = {"type": "string", "description": "the artifact's description"}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "properties": properties, "required": list(required)}}}}}
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from hub import fleet
 from hub.api.deps import db, require_any, token
 from hub.api.jobs import _visible as job_visible
+from hub.api.openapi import errors
 from hub.models import ApiToken, Job, Worker, iso_utc, utcnow
 
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
@@ -55,8 +56,7 @@ class WorkerList(Schema):
 
 
 @router.get("", summary="Every worker process: device, queues, online/stale/stopped, the job it runs",
-            response_model=WorkerList, responses={401: {"description": "no token"},
-                                                  403: {"description": "token without read scope"}})
+            response_model=WorkerList, responses=errors(401, 403, 503, why={403: "token without read scope"}))
 def list_workers(session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     require_any(tok, "read")
     now = utcnow()
