@@ -11,6 +11,7 @@ import threading
 import weakref
 from contextlib import contextmanager
 
+import torch
 from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
 
 from lora.adapter import Adapter
@@ -52,7 +53,11 @@ def _wrapped(model, config: LoraConfig, adapter: Adapter | None):
     name = config.base_model_name_or_path
     # autocast_adapter_dtype: on a bf16/fp16 base the LoRA weights are still created in float32 (PEFT casts the
     # layer's input to them), so training updates small deltas at full precision and adapters save as float32
-    peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
+    if adapter is None:
+        peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
+    else:  # the fresh LoRA init is overwritten at once: don't let it draw from the caller's random stream
+        with torch.random.fork_rng(devices=[]):
+            peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
     if name is not None:  # get_peft_model overwrites it with the model's own name_or_path; ours names the base
         peft_model.peft_config["default"].base_model_name_or_path = name
     try:

@@ -124,3 +124,13 @@ def test_gate_works_through_generation_and_rejects_wrong_batch(base, adapter):
             m(**tok(["a", "b"], return_tensors="pt"))
     assert gated[0] == generate(model, tok, ["abc"], max_new_tokens=6, stop=())[0]
     assert gated[1] == generate(model, tok, ["abc"], max_new_tokens=6, stop=(), adapter=adapter)[0]
+
+
+def test_applying_an_adapter_leaves_the_callers_random_stream_alone(base, adapter):
+    model, _ = base
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with applied(model, adapter):
+        pass
+    assert torch.equal(torch.rand(3), expected)
