@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Text, case, func, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, lazyload, selectinload, sessionmaker
@@ -152,6 +152,29 @@ def list_versions(session: Session, adapter: Artifact) -> list[ArtifactVersion]:
     (the caller holds it; a version's `artifact` then comes from the session's identity map)."""
     return list(session.scalars(select(ArtifactVersion).options(lazyload(ArtifactVersion.artifact))
                                 .where(ArtifactVersion.adapter_id == adapter.id).order_by(ArtifactVersion.number)))
+
+
+def version_summaries(session: Session, adapter: Artifact) -> list:
+    """Rows (id, number, files, metrics, created_by, job_id, yanked, created_at, peft_type, r, lora_alpha,
+    target_module_count) for every version of `adapter`, oldest first, in one query.
+
+    For listings, which show a summary of each PEFT config rather than the config: the database picks the four
+    fields out of the stored JSON, so the configs are neither sent over nor parsed, and the rows are plain tuples
+    rather than ORM objects (issue 11: loading and parsing 200 whole versions was most of a 200-version listing)."""
+    config = ArtifactVersion.peft_config
+    if session.get_bind().dialect.name == "postgresql":
+        targets = config["target_modules"]
+        count = case((func.json_typeof(targets) == "array", func.json_array_length(targets)), else_=None)
+    else:
+        text = type_coerce(config, Text)
+        count = case((func.json_type(text, "$.target_modules") == "array",
+                      func.json_array_length(text, "$.target_modules")), else_=None)
+    return session.execute(
+        select(ArtifactVersion.id, ArtifactVersion.number, ArtifactVersion.files, ArtifactVersion.metrics,
+               ArtifactVersion.created_by, ArtifactVersion.job_id, ArtifactVersion.yanked, ArtifactVersion.created_at,
+               config["peft_type"].label("peft_type"), config["r"].label("r"), config["lora_alpha"].label("lora_alpha"),
+               count.label("target_module_count"))
+        .where(ArtifactVersion.adapter_id == adapter.id).order_by(ArtifactVersion.number)).all()
 
 
 def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> ArtifactVersion:

@@ -163,10 +163,10 @@ def make_router(kind: str, plural: str) -> APIRouter:
         tok = await run_in_threadpool(_authorize_upload, request, session_factory, ns)
         async with upload_slot(request.app):
             form = await receive_form(request, blobs, allowed, cfg.max_upload_bytes, inspectors)
-            number = await _upload_steps(session_factory, blobs, form, prepare, kind=kind, namespace=ns, name=name,
-                                         created_by=f"token:{tok.prefix}" if tok else None)
+            version, tags = await _upload_steps(session_factory, blobs, form, prepare, kind=kind, namespace=ns,
+                                                name=name, created_by=f"token:{tok.prefix}" if tok else None)
         request.app.state.metrics.versions_created.labels(kind).inc()
-        return await run_in_threadpool(_version_view, session_factory, kind, ns, name, number)
+        return views.version_view(None, version, tags=tags)  # the version as published: no query needed
 
     @router.get("", summary=f"List {plural}", response_model=views.ArtifactList, responses=errors(401, 422))
     def list_all(namespace: str | None = None, base: str | None = None, q: str | None = None,
@@ -181,7 +181,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.get("/{ns}/{name}/versions", response_model=views.VersionList, responses=NAMED)
     def versions(ns: Name, name: Name, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
         artifact = visible(session, tok, ns, name)
-        return {"items": views.version_list(session, artifact, registry.list_versions(session, artifact))}
+        return {"items": views.version_list(session, artifact, registry.version_summaries(session, artifact))}
 
     @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView, responses=NAMED)
     def version(ns: Name, name: Name, ref: str, session: Session = Depends(db),
@@ -302,8 +302,8 @@ def _authorize_upload(request: Request, session_factory, ns: str) -> ApiToken | 
 
 
 async def _upload_steps(session_factory, blobs: BlobStore, form: ReceivedForm, prepare, *, kind: str, namespace: str,
-                        name: str, created_by: str | None) -> int:
-    """Validate, claim, store and publish a received form; the new version's number.
+                        name: str, created_by: str | None) -> tuple[ArtifactVersion, list[str]]:
+    """Validate, claim, store and publish a received form; the new version (detached, loaded) and its tags.
 
     Each step that needs the database opens and closes its own short session on a pool thread: no connection is
     held while a body streams or while another step waits. The files' sha256s are claimed (hub.gc) before they are
@@ -323,7 +323,7 @@ async def _upload_steps(session_factory, blobs: BlobStore, form: ReceivedForm, p
             lambda: registry.create_version(session_factory, kind=kind, namespace=namespace, name=name, files=files,
                                             created_by=created_by, description=form.fields.get("description"),
                                             tags=tags, **fields))
-        return version.number
+        return version, tags
     except BaseException:
         form.discard(blobs)
         if stamp is not None:
@@ -347,11 +347,6 @@ def _release_quietly(session_factory, blobs: BlobStore, shas: list[str], stamp) 
                 logger.warning("could not release the blobs of a failed upload; garbage collection will", exc_info=True)
             else:
                 time.sleep(0.2 * (attempt + 1))
-
-
-def _version_view(session_factory, kind: str, ns: str, name: str, number: int) -> dict:
-    with session_factory() as session:
-        return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(number)))
 
 
 adapter_router = make_router("adapter", "adapters")

@@ -103,35 +103,38 @@ def _version_dict(version: ArtifactVersion, adapter: Artifact, tags: list[str]) 
     }
 
 
-def version_view(session: Session, version: ArtifactVersion) -> dict:
-    """One version in full, its PEFT config included."""
-    tags = sorted(session.scalars(select(Tag.name).where(Tag.version_id == version.id)))
+def version_view(session: Session | None, version: ArtifactVersion, tags: list[str] | None = None) -> dict:
+    """One version in full, its PEFT config included; its tags are read unless the caller knows them (a version
+    just published has exactly the tags it was published with)."""
+    tags = sorted(session.scalars(select(Tag.name).where(Tag.version_id == version.id)) if tags is None else tags)
     return {**_version_dict(version, version.artifact, tags), "peft_config": version.peft_config}
 
 
-def config_summary(config: dict | None) -> dict | None:
-    """What a version list shows of a PEFT config: its type, rank, alpha and how many module names it targets
-    (None when `target_modules` is a pattern); the full config is one version's view away."""
-    if not isinstance(config, dict):
-        return None
-
-    def number(value):
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-    targets = config.get("target_modules")
-    return {"peft_type": config.get("peft_type") if isinstance(config.get("peft_type"), str) else None,
-            "r": number(config.get("r")), "lora_alpha": number(config.get("lora_alpha")),
-            "target_module_count": len(targets) if isinstance(targets, list) else None}
+def _number(value):
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def version_list(session: Session, adapter: Artifact, versions: list[ArtifactVersion]) -> list[dict]:
-    """List entries for an adapter's versions in one more query (all its tags), whatever their number, each with a
-    summary of its PEFT config instead of the config itself: a list of 200 versions stays a few tens of KB."""
+def version_list(session: Session, adapter: Artifact, rows) -> list[dict]:
+    """List entries from `registry.version_summaries` rows plus one query for all the adapter's tags, whatever the
+    number of versions, each with a summary of its PEFT config instead of the config itself (a 200-version listing
+    stays a few tens of KB; the full config is one version's view away)."""
     by_version: dict[int, list[str]] = {}
     for name, version_id in session.execute(select(Tag.name, Tag.version_id).where(Tag.adapter_id == adapter.id)):
         by_version.setdefault(version_id, []).append(name)
-    return [{**_version_dict(v, adapter, sorted(by_version.get(v.id, ()))), "config_summary": config_summary(v.peft_config)}
-            for v in versions]
+    ns, base = adapter.namespace.name, adapter.base.name if adapter.base is not None else None
+    items = []
+    for row in rows:
+        summary = {"peft_type": row.peft_type if isinstance(row.peft_type, str) else None, "r": _number(row.r),
+                   "lora_alpha": _number(row.lora_alpha), "target_module_count": row.target_module_count}
+        items.append({
+            "namespace": ns, "name": adapter.name, "kind": adapter.kind, "number": row.number,
+            "ref": f"{ns}/{adapter.name}@{row.number}", "base": base, "files": row.files, "metrics": row.metrics or {},
+            "created_by": row.created_by, "job_id": row.job_id, "yanked": row.yanked,
+            "created_at": iso_utc(row.created_at), "tags": sorted(by_version.get(row.id, ())),
+            # datasets and generators have no PEFT config: nothing to summarise
+            "config_summary": summary if any(v is not None for v in summary.values()) else None,
+        })
+    return items
 
 
 # Response models: what the routes above answer, so /openapi.json documents the shapes the dashboard and the CLI read.
