@@ -185,7 +185,7 @@ def token_create(namespace: str = typer.Option(None, help="Namespace the token i
 @token_app.command("revoke")
 def token_revoke(token: str = typer.Argument(..., help="The token's plaintext, as `token create` printed it."),
                  data_dir: Path = DATA_DIR):
-    """Revoke an API token: from now on the API answers 401 to it."""
+    """Revoke an API token: running API processes answer 401 to it within ADAPTARIUM_TOKEN_CACHE_SECONDS (2 s)."""
     from hub import auth
     from hub.db import make_engine, make_session_factory
 
