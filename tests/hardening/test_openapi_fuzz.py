@@ -1,5 +1,5 @@
-"""Issue 10, "keep it fixed": Schemathesis over every operation of /openapi.json, against a live hub, as an admin and
-as an anonymous caller.
+"""Issue 10, "keep it fixed": Schemathesis over every operation of /openapi.json, against a live hub, as an admin, as
+a reader of one namespace and as an anonymous caller.
 
 Every case must be answered without a server error, on a connection the server keeps open, with a status code, a
 content type and a body that the document declares. So the document is the contract the CLI, the dashboard and
@@ -8,7 +8,7 @@ third-party clients may rely on, and a route that starts answering 500 (or somet
 The hub is seeded (an adapter, a dataset and a generator in a public namespace, an adapter in a private one, a job)
 and two thirds of the generated path parameters are swapped for those names, so cases reach the code behind a found
 object (versions, files, lineage, tags, yanks, metrics, cancel, retry) and the access checks on a private one, not
-only the 404. Examples are bounded and derandomized: the same ~1650 cases per caller every run, under a minute on two
+only the 404. Examples are bounded and derandomized: the same ~1650 cases per caller every run, about a minute on two
 cores. A dropped connection fails the case that needed a new one, naming the request after which it was dropped.
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ MAX_EXAMPLES = 12  # per operation in the fuzzing phase (valid and invalid data)
 SEED = 20260110
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FILES = {"adapters": "adapter_config.json", "datasets": "data.jsonl", "generators": "generator_config.json"}
-TALLY: Counter = Counter()
+TALLY: Counter = Counter()  # cases, 5xx and connections per caller, for the report
+STATUSES: dict[str, Counter] = {}  # status codes seen per caller
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +65,12 @@ def seeded(live):
     return {"job_id": job.json()["id"]}
 
 
-@pytest.fixture(scope="module", params=["admin", "anonymous"])
+@pytest.fixture(scope="module", params=["admin", "reader", "anonymous"])
 def caller(request, live, seeded):
-    """The Authorization header of the run: the hub's admin token, or none at all."""
-    return {"Authorization": f"Bearer {live.admin_token}"} if request.param == "admin" else {}
+    """Who runs the cases, and their Authorization header: the hub's admin token, a token that may only read acme
+    (so writes there, and anything in secret, are its 403s), or no token at all."""
+    token = {"admin": live.admin_token, "reader": live.token("acme", "read"), "anonymous": None}[request.param]
+    return request.param, ({"Authorization": f"Bearer {token}"} if token else {})
 
 
 @pytest.fixture(scope="module")
@@ -142,19 +145,29 @@ fuzz = schemathesis.pytest.from_fixture("hub_schema")
 @settings(max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
           suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_as_documented(case, caller, http):
-    who = "admin" if caller else "anonymous"
+    who, headers = caller
     connects = http.connects
-    response = case.call(session=http, headers=caller, timeout=30)  # a connection broken mid-answer raises here
+    response = case.call(session=http, headers=headers, timeout=30)  # a connection broken mid-answer raises here
     TALLY[f"{who}_cases"] += 1
     TALLY[f"{who}_5xx"] += response.status_code >= 500
     TALLY[f"{who}_connections"] = http.connects
+    STATUSES.setdefault(who, Counter())[response.status_code] += 1
     assert connects == 0 or http.connects == connects, (
         f"{case.operation.label} needed a new connection: the server dropped the previous one, after\n"
         f"{http.last_curl}\nor during\n{case.as_curl_command()}")
     http.last_curl = case.as_curl_command()
     assert response.headers.get("connection", "").lower() != "close", (
         f"{case.operation.label} closed the connection after {response.status_code}:\n{case.as_curl_command()}")
-    case.validate_response(response, checks=CHECKS, headers=caller)
+    case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+def test_each_caller_reached_past_the_error_answers(caller):
+    """Runs after the fuzz test of the same caller (pytest groups by the module-scoped caller): its cases got the
+    answers only a found object and a working access check give, not only 404s and 422s."""
+    who, _ = caller
+    expected = {"admin": {200, 201, 202}, "reader": {200, 403}, "anonymous": {200, 401}}[who]
+    seen = STATUSES.get(who, Counter())
+    assert expected <= set(seen), f"{who}'s cases (run with the fuzz test above) got only {dict(seen)}"
 
 
 def test_every_error_answer_in_the_document_has_the_one_error_body(live):
