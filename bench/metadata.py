@@ -1,9 +1,9 @@
 """Metadata API benchmark (issue 11): Adaptarium's registry API against MLflow 3's model registry, side by side.
 
-    python -m venv /tmp/mlflow-venv && /tmp/mlflow-venv/bin/pip install 'mlflow>=3,<4' psycopg2-binary
+    python -m venv /tmp/mlflow-venv && /tmp/mlflow-venv/bin/pip install 'mlflow>=3,<4' 'psycopg[binary]'
     python -m bench.metadata [--db sqlite,postgres] [--runs 3] [--mlflow-python /tmp/mlflow-venv/bin/python]
 
-MLflow lives in a virtual environment of its own (it pins its own SQLAlchemy, Flask, ...; psycopg2 for PostgreSQL),
+MLflow lives in a virtual environment of its own (it pins its own SQLAlchemy, Flask, ...; psycopg for PostgreSQL),
 so it cannot change the hub's packages; this module only starts `mlflow server` from there and talks HTTP to it.
 
 For each database kind (SQLite: a fresh file each; PostgreSQL: a fresh database each in the local server at
@@ -111,7 +111,7 @@ class Database:
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{self.name}"')
             self.sqlalchemy_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.name}"
-            self.mlflow_url = f"postgresql://postgres@127.0.0.1:5432/{self.name}"  # psycopg2 in MLflow's venv
+            self.mlflow_url = f"postgresql://postgres@127.0.0.1:5432/{self.name}"  # psycopg in MLflow's venv
 
     def drop(self) -> None:
         if self.kind == "postgres":
@@ -250,7 +250,12 @@ class MLflow(Side):
              "--backend-store-uri", self.db.mlflow_url, "--artifacts-destination", str(folder / "artifacts")],
             cwd=folder, stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"),
             env={**os.environ, "PATH": f"{Path(python).parent}:{os.environ.get('PATH', '')}"}, start_new_session=True)
-        wait_healthy(self.url, self.proc, "/health")
+        try:
+            wait_healthy(self.url, self.proc, "/health")
+        except RuntimeError:
+            self.stop()
+            sys.stderr.write((folder / "server.log").read_text()[-3000:])
+            raise
 
     def setup(self, c: httpx.Client, config: bytes) -> None:
         """Registered models, and one run per client thread whose artifact directory holds that thread's files
@@ -373,7 +378,8 @@ def bench_kind(kind: str, args, config: bytes) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"adaptarium-bench-metadata-{kind}-"))
     ours = theirs = None
     try:
-        ours, theirs = Adaptarium(kind, work), MLflow(kind, work, args.mlflow_python)
+        ours = Adaptarium(kind, work)
+        theirs = MLflow(kind, work, args.mlflow_python)
         for side in (ours, theirs):
             start = time.perf_counter()
             with httpx.Client(base_url=side.url, headers=side.headers(), timeout=120) as c:
