@@ -161,18 +161,29 @@ def version_summaries(session: Session, adapter: Artifact) -> list:
     For listings, which show a summary of each PEFT config rather than the config: the database picks the four
     fields out of the stored JSON, so the configs are neither sent over nor parsed, and the rows are plain tuples
     rather than ORM objects (issue 11: loading and parsing 200 whole versions was most of a 200-version listing)."""
+    # Each field is typed (no JSON decoded per row) and guarded: a value of another JSON type is NULL, not an error.
     config = ArtifactVersion.peft_config
     if session.get_bind().dialect.name == "postgresql":
-        targets = config["target_modules"]
-        count = case((func.json_typeof(targets) == "array", func.json_array_length(targets)), else_=None)
+        def field(key, json_type, cast):
+            return case((func.json_typeof(config[key]) == json_type, cast(config[key])), else_=None)
+
+        peft_type = field("peft_type", "string", lambda v: v.as_string())
+        r, alpha = (field(key, "number", lambda v: v.as_float()) for key in ("r", "lora_alpha"))
+        count = field("target_modules", "array", func.json_array_length)
     else:
         text = type_coerce(config, Text)
-        count = case((func.json_type(text, "$.target_modules") == "array",
-                      func.json_array_length(text, "$.target_modules")), else_=None)
+
+        def field(key, sqlite_types, value=func.json_extract):
+            path = f"$.{key}"
+            return case((func.json_type(text, path).in_(sqlite_types), value(text, path)), else_=None)
+
+        peft_type = field("peft_type", ("text",))
+        r, alpha = (field(key, ("integer", "real")) for key in ("r", "lora_alpha"))
+        count = field("target_modules", ("array",), func.json_array_length)
     return session.execute(
         select(ArtifactVersion.id, ArtifactVersion.number, ArtifactVersion.files, ArtifactVersion.metrics,
                ArtifactVersion.created_by, ArtifactVersion.job_id, ArtifactVersion.yanked, ArtifactVersion.created_at,
-               config["peft_type"].label("peft_type"), config["r"].label("r"), config["lora_alpha"].label("lora_alpha"),
+               peft_type.label("peft_type"), r.label("r"), alpha.label("lora_alpha"),
                count.label("target_module_count"))
         .where(ArtifactVersion.adapter_id == adapter.id).order_by(ArtifactVersion.number)).all()
 
@@ -247,17 +258,28 @@ class _AlreadyPublished(Exception):
 def _create_version_once(session_factory, kind, namespace, name, base_id, peft_config, files, metrics, created_by,
                          job_id, parents, description, tags) -> ArtifactVersion:
     with session_factory() as s, s.begin():
-        # The first statement writes, so SQLite takes its write lock before reading anything.
-        _insert_ignore(s, Namespace, {"name": namespace, "private": False, "created_at": utcnow()}, ["name"])
-        ns = s.scalars(select(Namespace).where(Namespace.name == namespace)).one()
-        _insert_ignore(s, Artifact, {"namespace_id": ns.id, "kind": kind, "name": name, "base_id": base_id,
-                                    "description": description, "task_tags": [], "version_count": 0,
-                                    "created_at": utcnow()}, ["namespace_id", "kind", "name"])
-        adapter_id = s.scalar(select(Artifact.id).where(Artifact.namespace_id == ns.id, Artifact.kind == kind,
-                                                       Artifact.name == name))
-        # Row lock (PostgreSQL) held until commit: concurrent publishers to this adapter queue up here.
-        number = s.scalar(update(Artifact).where(Artifact.id == adapter_id)
-                          .values(version_count=Artifact.version_count + 1).returning(Artifact.version_count))
+        # The first statement writes, so SQLite takes its write lock before reading anything. It is the counter's
+        # increment itself when the adapter exists (every version but the first: one statement, not five, in the
+        # part of the transaction that holds the lock); the row lock (PostgreSQL) is held until commit, so
+        # concurrent publishers to this adapter queue up here.
+        ns_id = select(Namespace.id).where(Namespace.name == namespace).scalar_subquery()
+        bumped = s.execute(update(Artifact).where(Artifact.namespace_id == ns_id, Artifact.kind == kind,
+                                                  Artifact.name == name)
+                           .values(version_count=Artifact.version_count + 1)
+                           .returning(Artifact.id, Artifact.version_count)
+                           .execution_options(synchronize_session=False)).first()
+        if bumped is None:  # the first version: make the namespace and the adapter (or find a racing publisher's)
+            _insert_ignore(s, Namespace, {"name": namespace, "private": False, "created_at": utcnow()}, ["name"])
+            ns = s.scalars(select(Namespace).where(Namespace.name == namespace)).one()
+            _insert_ignore(s, Artifact, {"namespace_id": ns.id, "kind": kind, "name": name, "base_id": base_id,
+                                        "description": description, "task_tags": [], "version_count": 0,
+                                        "created_at": utcnow()}, ["namespace_id", "kind", "name"])
+            adapter_id = s.scalar(select(Artifact.id).where(Artifact.namespace_id == ns.id, Artifact.kind == kind,
+                                                           Artifact.name == name))
+            number = s.scalar(update(Artifact).where(Artifact.id == adapter_id)
+                              .values(version_count=Artifact.version_count + 1).returning(Artifact.version_count))
+        else:
+            adapter_id, number = bumped
         adapter = s.get(Artifact, adapter_id, populate_existing=True)
         if adapter.base_id != base_id:
             have = adapter.base.name if adapter.base else "no base"

@@ -111,6 +111,9 @@ def version_view(session: Session | None, version: ArtifactVersion, tags: list[s
 
 
 def _number(value):
+    """A number from the database as the config wrote it (16, not 16.0); anything else None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 

@@ -108,7 +108,7 @@ def test_listing_adapters_runs_the_same_statements_for_2_adapters_as_for_12(hub)
     assert counted["few"] == counted["many"], counted
 
 
-def test_a_pattern_target_counts_no_modules_and_a_dataset_version_has_no_summary(hub):
+def test_a_pattern_target_counts_no_modules_odd_values_are_left_out_and_a_dataset_has_no_summary(hub):
     register_base(hub)
     with hub.app.state.session_factory() as s:
         base_id = registry.find_base(s, "list-base").id
@@ -116,10 +116,14 @@ def test_a_pattern_target_counts_no_modules_and_a_dataset_version_has_no_summary
     registry.create_version(factory, kind="adapter", namespace="lists", name="pattern", base_id=base_id,
                             peft_config={**CONFIG, "target_modules": r".*\.(q|v)_proj", "lora_alpha": 2.5},
                             files=[FileEntry("adapter_model.safetensors", "a" * 64, 1)])
+    registry.create_version(factory, kind="adapter", namespace="lists", name="pattern", base_id=base_id,
+                            peft_config={**CONFIG, "r": "eight", "peft_type": 7},  # no upload passes this: no 500
+                            files=[FileEntry("adapter_model.safetensors", "c" * 64, 1)])
     registry.create_version(factory, kind="dataset", namespace="lists", name="rows", base_id=None, peft_config=None,
                             files=[FileEntry("data.jsonl", "b" * 64, 1)], metrics={"records": 3})
     with hub.client() as c:
         pattern = c.get("/api/v1/adapters/lists/pattern/versions").json()["items"]
         rows = c.get("/api/v1/datasets/lists/rows/versions").json()["items"]
     assert pattern[0]["config_summary"] == {"peft_type": "LORA", "r": 4, "lora_alpha": 2.5, "target_module_count": None}
+    assert pattern[1]["config_summary"] == {"peft_type": None, "r": None, "lora_alpha": 8, "target_module_count": 2}
     assert rows[0]["config_summary"] is None and rows[0]["metrics"] == {"records": 3}
