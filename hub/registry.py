@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Text, case, func, or_, select, type_coerce, update
+from sqlalchemy import Text, case, cast, func, or_, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, lazyload, selectinload, sessionmaker
@@ -156,11 +156,13 @@ def list_versions(session: Session, adapter: Artifact) -> list[ArtifactVersion]:
 
 def version_summaries(session: Session, adapter: Artifact) -> list:
     """Rows (id, number, files, metrics, created_by, job_id, yanked, created_at, peft_type, r, lora_alpha,
-    target_module_count) for every version of `adapter`, oldest first, in one query.
+    target_module_count) for every version of `adapter`, oldest first, in one query; `files` and `metrics` are the
+    stored JSON text, not decoded.
 
     For listings, which show a summary of each PEFT config rather than the config: the database picks the four
-    fields out of the stored JSON, so the configs are neither sent over nor parsed, and the rows are plain tuples
-    rather than ORM objects (issue 11: loading and parsing 200 whole versions was most of a 200-version listing)."""
+    fields out of the stored JSON, so the configs are neither sent over nor parsed, the rows are plain tuples rather
+    than ORM objects, and the JSON a listing repeats verbatim stays text (issue 11: loading and parsing 200 whole
+    versions was most of a 200-version listing)."""
     # Each field is typed (no JSON decoded per row) and guarded: a value of another JSON type is NULL, not an error.
     config = ArtifactVersion.peft_config
     if session.get_bind().dialect.name == "postgresql":
@@ -180,8 +182,12 @@ def version_summaries(session: Session, adapter: Artifact) -> list:
         peft_type = field("peft_type", ("text",))
         r, alpha = (field(key, ("integer", "real")) for key in ("r", "lora_alpha"))
         count = field("target_modules", ("array",), func.json_array_length)
+    if session.get_bind().dialect.name == "postgresql":
+        files, metrics = cast(ArtifactVersion.files, Text), cast(ArtifactVersion.metrics, Text)
+    else:
+        files, metrics = type_coerce(ArtifactVersion.files, Text), type_coerce(ArtifactVersion.metrics, Text)
     return session.execute(
-        select(ArtifactVersion.id, ArtifactVersion.number, ArtifactVersion.files, ArtifactVersion.metrics,
+        select(ArtifactVersion.id, ArtifactVersion.number, files.label("files"), metrics.label("metrics"),
                ArtifactVersion.created_by, ArtifactVersion.job_id, ArtifactVersion.yanked, ArtifactVersion.created_at,
                peft_type.label("peft_type"), r.label("r"), alpha.label("lora_alpha"),
                count.label("target_module_count"))

@@ -179,9 +179,11 @@ def make_router(kind: str, plural: str) -> APIRouter:
         return views.adapter_view(session, visible(session, tok, ns, name))
 
     @router.get("/{ns}/{name}/versions", response_model=views.VersionList, responses=NAMED)
-    def versions(ns: Name, name: Name, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    def versions(ns: Name, name: Name, session: Session = Depends(db),
+                 tok: ApiToken | None = Depends(token)) -> Response:
         artifact = visible(session, tok, ns, name)
-        return {"items": views.version_list(session, artifact, registry.version_summaries(session, artifact))}
+        body = views.version_list_json(session, artifact, registry.version_summaries(session, artifact))
+        return Response(body, media_type="application/json")  # already JSON: see version_list_json
 
     @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView, responses=NAMED)
     def version(ns: Name, name: Name, ref: str, session: Session = Depends(db),

@@ -6,6 +6,7 @@ models, so OpenAPI documents them and FastAPI checks every answer against them.
 """
 from __future__ import annotations
 
+import json
 from datetime import timezone
 
 from pydantic import BaseModel as Schema
@@ -117,27 +118,35 @@ def _number(value):
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def version_list(session: Session, adapter: Artifact, rows) -> list[dict]:
-    """List entries from `registry.version_summaries` rows plus one query for all the adapter's tags, whatever the
-    number of versions, each with a summary of its PEFT config instead of the config itself (a 200-version listing
-    stays a few tens of KB; the full config is one version's view away)."""
+def version_list_json(session: Session, adapter: Artifact, rows) -> bytes:
+    """The JSON body of a version list (VersionList) from `registry.version_summaries` rows, plus one query for all
+    the adapter's tags, whatever the number of versions.
+
+    Each entry has a summary of its PEFT config instead of the config (a 200-version listing stays a few tens of KB;
+    the full config is one version's view away). This is the hot listing path, so it writes JSON itself: the stored
+    `files` and `metrics` JSON goes out as the text it is, never decoded, validated and encoded again (that, with
+    building the response model, was half the CPU of a 200-version listing); tests validate the body against
+    VersionList."""
     by_version: dict[int, list[str]] = {}
     for name, version_id in session.execute(select(Tag.name, Tag.version_id).where(Tag.adapter_id == adapter.id)):
         by_version.setdefault(version_id, []).append(name)
     ns, base = adapter.namespace.name, adapter.base.name if adapter.base is not None else None
+    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
     items = []
     for row in rows:
         summary = {"peft_type": row.peft_type if isinstance(row.peft_type, str) else None, "r": _number(row.r),
                    "lora_alpha": _number(row.lora_alpha), "target_module_count": row.target_module_count}
-        items.append({
+        scalars = dumps({
             "namespace": ns, "name": adapter.name, "kind": adapter.kind, "number": row.number,
-            "ref": f"{ns}/{adapter.name}@{row.number}", "base": base, "files": row.files, "metrics": row.metrics or {},
-            "created_by": row.created_by, "job_id": row.job_id, "yanked": row.yanked,
-            "created_at": iso_utc(row.created_at), "tags": sorted(by_version.get(row.id, ())),
+            "ref": f"{ns}/{adapter.name}@{row.number}", "base": base, "created_by": row.created_by,
+            "job_id": row.job_id, "yanked": bool(row.yanked), "created_at": iso_utc(row.created_at),
+            "tags": sorted(by_version.get(row.id, ())),
             # datasets and generators have no PEFT config: nothing to summarise
             "config_summary": summary if any(v is not None for v in summary.values()) else None,
         })
-    return items
+        metrics = row.metrics if row.metrics not in (None, "null") else "{}"
+        items.append(f'{scalars[:-1]},"files":{row.files},"metrics":{metrics}}}')
+    return f'{{"items":[{",".join(items)}]}}'.encode()
 
 
 # Response models: what the routes above answer, so /openapi.json documents the shapes the dashboard and the CLI read.

@@ -12,6 +12,7 @@ import hashlib
 from sqlalchemy import event
 
 from hub import registry
+from hub.api import views
 from hub.registry import FileEntry
 
 SHAPES = {"model.layers.0.self_attn.q_proj": [8, 8], "model.layers.0.self_attn.v_proj": [8, 8]}
@@ -76,8 +77,11 @@ def test_a_version_list_entry_summarises_the_config_and_keeps_tags_files_and_met
         c.put("/api/v1/adapters/lists/entries/tags/prod", json={"version": 2})
         c.put("/api/v1/adapters/lists/entries/tags/canary", json={"version": 2})
         c.put("/api/v1/adapters/lists/entries/tags/old", json={"version": 1})
-        items = c.get("/api/v1/adapters/lists/entries/versions").json()["items"]
+        listed = c.get("/api/v1/adapters/lists/entries/versions")
         one = c.get("/api/v1/adapters/lists/entries/versions/2").json()
+    assert listed.headers["content-type"] == "application/json"
+    items = views.VersionList.model_validate_json(listed.content).model_dump()["items"]  # the declared shape
+    assert items == listed.json()["items"]
     assert [v["number"] for v in items] == [1, 2, 3]
     assert [v["tags"] for v in items] == [["old"], ["canary", "prod"], []]
     assert all("peft_config" not in v for v in items)
@@ -122,8 +126,8 @@ def test_a_pattern_target_counts_no_modules_odd_values_are_left_out_and_a_datase
     registry.create_version(factory, kind="dataset", namespace="lists", name="rows", base_id=None, peft_config=None,
                             files=[FileEntry("data.jsonl", "b" * 64, 1)], metrics={"records": 3})
     with hub.client() as c:
-        pattern = c.get("/api/v1/adapters/lists/pattern/versions").json()["items"]
-        rows = c.get("/api/v1/datasets/lists/rows/versions").json()["items"]
+        pattern, rows = (views.VersionList.model_validate_json(c.get(f"/api/v1/{path}/versions").content)
+                         .model_dump()["items"] for path in ("adapters/lists/pattern", "datasets/lists/rows"))
     assert pattern[0]["config_summary"] == {"peft_type": "LORA", "r": 4, "lora_alpha": 2.5, "target_module_count": None}
     assert pattern[1]["config_summary"] == {"peft_type": None, "r": None, "lora_alpha": 8, "target_module_count": 2}
     assert rows[0]["config_summary"] is None and rows[0]["metrics"] == {"records": 3}
