@@ -86,7 +86,7 @@ def adapter_views(session: Session, adapters: list[Artifact]) -> list[dict]:
 
 
 def _version_dict(version: ArtifactVersion, adapter: Artifact, tags: list[str]) -> dict:
-    """Everything a version view and a list entry share: all but the PEFT config."""
+    """A version's view but its PEFT config."""
     return {
         "namespace": adapter.namespace.name,
         "name": adapter.name,
