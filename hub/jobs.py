@@ -6,6 +6,7 @@ running with a stale heartbeat), so duplicate or redelivered messages are harmle
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy import func, insert, literal, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -139,16 +140,26 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
 
 def _insert_job(session: Session, row: dict) -> None:
     """The job row and a new job's first event ("queued"). On PostgreSQL one statement (a data-modifying CTE), so a
-    submit waits for one round trip fewer; SQLite runs in-process and takes the two plain INSERTs."""
-    jobs, events = Job.__table__, JobEvent.__table__
+    submit waits for one round trip fewer; SQLite runs in-process and takes the two plain INSERTs. The values go in as
+    parameters of statements built once, so SQLAlchemy reuses their compiled form instead of building and
+    cache-keying a statement per job."""
     first = {"seq": 1, "type": "state", "at": row["created_at"], "data": {"state": "queued"}}
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(jobs).values(row))
-        session.execute(insert(events).values(job_id=row["id"], **first))
+        session.execute(insert(Job.__table__), row)
+        session.execute(insert(JobEvent.__table__), {"job_id": row["id"], **first})
         return
-    new_job = insert(jobs).values(row).returning(jobs.c.id).cte("new_job")
-    values = select(new_job.c.id, *(literal(value, events.c[name].type) for name, value in first.items()))
-    session.execute(insert(events).from_select(["job_id", *first], values))
+    session.execute(_job_with_first_event(tuple(row)), {**row, **{f"event_{k}": v for k, v in first.items()}})
+
+
+@functools.cache
+def _job_with_first_event(columns: tuple[str, ...]):
+    """INSERT the job (these columns, bound by name) and, in the same statement, its first event (event_*)."""
+    jobs, events = Job.__table__, JobEvent.__table__
+    new_job = insert(jobs).values({c: bindparam(c, type_=jobs.c[c].type) for c in columns}).returning(jobs.c.id)
+    new_job = new_job.cte("new_job")
+    names = ["seq", "type", "at", "data"]
+    values = select(new_job.c.id, *(bindparam(f"event_{n}", type_=events.c[n].type) for n in names))
+    return insert(events).from_select(["job_id", *names], values)
 
 
 def _same_request(existing: Job, request_hash: str) -> Job:

@@ -37,6 +37,16 @@ def test_a_submit_checks_out_one_connection_and_stores_the_job_with_its_first_ev
     assert events[0]["seq"] == 1 and events[0]["data"] == {"state": "queued"}
 
 
+def test_a_bad_token_is_401_before_the_body_is_looked_at_and_queues_nothing(hub):
+    before = hub.scalar("SELECT count(*) FROM jobs")
+    with hub.client(token="ada_not-a-real-token") as c:
+        assert c.post("/api/v1/jobs", json={"kind": 5, "params": "x"}).status_code == 401
+        assert c.post("/api/v1/jobs", json={"kind": "noop", "params": {}}).status_code == 401
+    with hub.client(token=None) as c:
+        assert c.post("/api/v1/jobs", json={"kind": "noop", "params": {}}).status_code == 401
+    assert hub.scalar("SELECT count(*) FROM jobs") == before
+
+
 @pytest.fixture
 def pg_hub(tmp_path, private_pg_db):
     live, stop = start_hub(tmp_path, private_pg_db)
