@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Text, case, cast, func, or_, select, type_coerce, update
+from sqlalchemy import Float, Text, case, cast, func, or_, select, true, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, lazyload, selectinload, sessionmaker
@@ -165,13 +166,26 @@ def version_summaries(session: Session, adapter: Artifact) -> list:
     versions was most of a 200-version listing)."""
     # Each field is typed (no JSON decoded per row) and guarded: a value of another JSON type is NULL, not an error.
     config = ArtifactVersion.peft_config
+    source = ArtifactVersion.__table__
     if session.get_bind().dialect.name == "postgresql":
-        def field(key, json_type, cast):
-            return case((func.json_typeof(config[key]) == json_type, cast(config[key])), else_=None)
+        # The column is `json` (text): every operator on it parses the whole config again, so each row's config is
+        # converted to jsonb once (a LATERAL subquery; OFFSET 0 keeps the planner from copying the cast into every
+        # use) and the fields are read from that.
+        parsed = select(cast(config, JSONB).label("c")).correlate(ArtifactVersion).offset(0).lateral("parsed")
+        source = source.join(parsed, true())
 
-        peft_type = field("peft_type", "string", lambda v: v.as_string())
-        r, alpha = (field(key, "number", lambda v: v.as_float()) for key in ("r", "lora_alpha"))
-        count = field("target_modules", "array", func.json_array_length)
+        def item(key):
+            return parsed.c.c.op("->", return_type=JSONB)(key)
+
+        def text_of(key):
+            return parsed.c.c.op("->>", return_type=Text)(key)
+
+        def field(key, json_type, value):
+            return case((func.jsonb_typeof(item(key)) == json_type, value(key)), else_=None)
+
+        peft_type = field("peft_type", "string", text_of)
+        r, alpha = (field(key, "number", lambda k: cast(text_of(k), Float)) for key in ("r", "lora_alpha"))
+        count = field("target_modules", "array", lambda k: func.jsonb_array_length(item(k)))
     else:
         text = type_coerce(config, Text)
 
@@ -182,16 +196,14 @@ def version_summaries(session: Session, adapter: Artifact) -> list:
         peft_type = field("peft_type", ("text",))
         r, alpha = (field(key, ("integer", "real")) for key in ("r", "lora_alpha"))
         count = field("target_modules", ("array",), func.json_array_length)
-    if session.get_bind().dialect.name == "postgresql":
-        files, metrics = cast(ArtifactVersion.files, Text), cast(ArtifactVersion.metrics, Text)
-    else:
-        files, metrics = type_coerce(ArtifactVersion.files, Text), type_coerce(ArtifactVersion.metrics, Text)
+    as_text = cast if session.get_bind().dialect.name == "postgresql" else type_coerce  # SQLite stores JSON as text
+    files, metrics = as_text(ArtifactVersion.files, Text), as_text(ArtifactVersion.metrics, Text)
     return session.execute(
         select(ArtifactVersion.id, ArtifactVersion.number, files.label("files"), metrics.label("metrics"),
                ArtifactVersion.created_by, ArtifactVersion.job_id, ArtifactVersion.yanked, ArtifactVersion.created_at,
                peft_type.label("peft_type"), r.label("r"), alpha.label("lora_alpha"),
                count.label("target_module_count"))
-        .where(ArtifactVersion.adapter_id == adapter.id).order_by(ArtifactVersion.number)).all()
+        .select_from(source).where(ArtifactVersion.adapter_id == adapter.id).order_by(ArtifactVersion.number)).all()
 
 
 def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> ArtifactVersion:
