@@ -104,7 +104,7 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
 
     `session`: the API request's own session (its token and namespace lookups already ran on it), so a submit holds
     one pooled connection instead of two; it is committed here and left open for its owner to close. The two rows
-    go in as two Core INSERTs: the ORM's unit of work was a sixth of a submit's time (issue 11)."""
+    go in through `_insert_job`, Core statements with no ORM unit of work (that was a sixth of a submit, issue 11)."""
     request_hash = _request_hash(kind, inputs, params, output)
     scoped_key = f"{caller}:{idempotency_key}" if idempotency_key else None
     with (nullcontext(session) if session is not None else session_factory()) as s:
