@@ -15,7 +15,7 @@ from sqlalchemy import Float, Text, case, cast, func, or_, select, true, type_co
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, lazyload, selectinload, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, lazyload, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.models import RELATIONS, Artifact, ArtifactVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
@@ -214,29 +214,43 @@ def resolve_version(session: Session, kind: str, namespace: str, name: str, ref:
 def resolve_in(session: Session, adapter: Artifact, ref: str = "latest") -> ArtifactVersion:
     """`resolve_version` for an adapter the caller already holds: one query, which does not join the adapter back
     onto the version (its `artifact` is set to `adapter`)."""
-    kind, namespace, name = adapter.kind, adapter.namespace.name, adapter.name
     query = (select(ArtifactVersion).options(lazyload(ArtifactVersion.artifact))
              .where(ArtifactVersion.adapter_id == adapter.id))
-    if ref in ("latest", "main"):
-        version = session.scalars(query.where(ArtifactVersion.yanked.is_(False))
-                                  .order_by(ArtifactVersion.number.desc()).limit(1)).first()
-        if version is None:
-            raise NotFound(f"{kind} {namespace}/{name} has no version that is not yanked")
-        set_committed_value(version, "artifact", adapter)
-        return version
-    number = ref[1:] if re.match(r"^v\d+$", ref) else ref
-    if number.isdigit() and (len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1):
-        version = None  # no version has such a number (and the database cannot bind it)
-    elif number.isdigit():
-        version = session.scalars(query.where(ArtifactVersion.number == int(number))).first()
-    else:
-        version = session.scalars(query.join(Tag, Tag.version_id == ArtifactVersion.id)
-                                  .where(Tag.adapter_id == adapter.id, Tag.name == ref)).first()
+    version = _first_by_ref(session, query, adapter.id, ref)
     if version is None:
-        raise NotFound(f"{kind} {namespace}/{name} has no version or tag {ref!r}")
+        what = f"{adapter.kind} {adapter.namespace.name}/{adapter.name}"
+        if ref in ("latest", "main"):
+            raise NotFound(f"{what} has no version that is not yanked")
+        raise NotFound(f"{what} has no version or tag {ref!r}")
     # The session holds objects weakly: without this reference a caller that dropped `adapter` would load it again.
     set_committed_value(version, "artifact", adapter)
     return version
+
+
+def find_version(session: Session, kind: str, namespace: str, name: str, ref: str) -> ArtifactVersion | None:
+    """The version `ref` of namespace/name with its adapter, namespace and base, in one query; None when the adapter
+    or the version is not there, for the caller to find out which (`get_adapter`, `resolve_in`) for its answer.
+
+    A version read by name is the API's most frequent request: this is it in one round trip instead of two."""
+    query = (select(ArtifactVersion).join(ArtifactVersion.artifact).join(Artifact.namespace)
+             .options(contains_eager(ArtifactVersion.artifact).contains_eager(Artifact.namespace))
+             .where(Namespace.name == namespace, Artifact.name == name, Artifact.kind == kind))
+    return _first_by_ref(session, query, Artifact.id, ref)
+
+
+def _first_by_ref(session: Session, query, adapter_id, ref: str) -> ArtifactVersion | None:
+    """`query` (versions of one adapter, whose id is `adapter_id`) narrowed to `ref`: 'latest'/'main' (newest not
+    yanked), a number or 'v<N>' (yanked versions too), or a tag."""
+    if ref in ("latest", "main"):
+        return session.scalars(query.where(ArtifactVersion.yanked.is_(False))
+                               .order_by(ArtifactVersion.number.desc()).limit(1)).first()
+    number = ref[1:] if re.match(r"^v\d+$", ref) else ref
+    if number.isdigit() and (len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1):
+        return None  # no version has such a number (and the database cannot bind it)
+    if number.isdigit():
+        return session.scalars(query.where(ArtifactVersion.number == int(number))).first()
+    return session.scalars(query.join(Tag, Tag.version_id == ArtifactVersion.id)
+                           .where(Tag.adapter_id == adapter_id, Tag.name == ref)).first()
 
 
 def create_version(session_factory: sessionmaker, *, kind: str, namespace: str, name: str, base_id: int | None,

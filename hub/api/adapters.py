@@ -188,7 +188,11 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView, responses=NAMED)
     def version(ns: Name, name: Name, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
-        return views.version_view(session, resolve(session, visible(session, tok, ns, name), ref))
+        check_version_ref(kind, ns, name, ref)
+        found = registry.find_version(session, kind, ns, name, ref)  # one query when it is there and readable
+        if found is None or not can_read(tok, found.artifact.namespace):  # else the same 401/403/404 as any route
+            found = resolve(session, visible(session, tok, ns, name), ref)
+        return views.version_view(session, found)
 
     @router.get("/{ns}/{name}/versions/{ref}/files/{filename:path}", summary="Download a file (ETag, Range)",
                 response_class=Response, responses={**file_download(), **NAMED})

@@ -131,3 +131,25 @@ def test_a_pattern_target_counts_no_modules_odd_values_are_left_out_and_a_datase
     assert pattern[0]["config_summary"] == {"peft_type": "LORA", "r": 4, "lora_alpha": 2.5, "target_module_count": None}
     assert pattern[1]["config_summary"] == {"peft_type": None, "r": None, "lora_alpha": 8, "target_module_count": 2}
     assert rows[0]["config_summary"] is None and rows[0]["metrics"] == {"records": 3}
+
+
+def test_reading_a_version_by_name_is_two_statements_and_still_refuses_what_the_caller_may_not_read(hub):
+    register_base(hub)
+    publish(hub, "open", 2)
+    publish(hub, "secret", 1, namespace="hidden")
+    with hub.client() as c:
+        assert c.post("/api/v1/namespaces", json={"name": "hidden", "private": True}).status_code == 201
+        c.put("/api/v1/adapters/lists/open/tags/prod", json={"version": 1})
+        for ref, number in (("2", 2), ("prod", 1), ("latest", 2), ("v1", 1)):
+            c.get(f"/api/v1/adapters/lists/open/versions/{ref}")  # the token is verified (and cached) here
+            with statements(hub.app.state.engine) as seen:
+                r = c.get(f"/api/v1/adapters/lists/open/versions/{ref}")
+            assert r.status_code == 200 and r.json()["number"] == number
+            assert len(seen) == 2, seen  # the version with its adapter, its tags
+        assert c.get("/api/v1/adapters/lists/open/versions/9").status_code == 404
+        assert "no adapter lists/none" in c.get("/api/v1/adapters/lists/none/versions/1").json()["detail"]
+    other = hub.token("lists", "read")
+    with hub.client(other) as c:
+        assert c.get("/api/v1/adapters/hidden/secret/versions/1").status_code == 403
+    with hub.client(None) as c:
+        assert c.get("/api/v1/adapters/hidden/secret/versions/1").status_code == 401
