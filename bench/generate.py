@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8, help="N of the likelihood-selection variants")
     parser.add_argument("--asymmetry", action=argparse.BooleanOptionalAction, default=True,
                         help="measure cos(condition with adapter, without) per member (2 x members small jobs)")
-    parser.add_argument("--redis-url", default=None, help="default redis://127.0.0.1:6379/15 (14 with --quick)")
+    parser.add_argument("--redis-url", default=None, help="default redis://127.0.0.1:6379/3 (2 with --quick): Redis dbs the tests do not use")
     parser.add_argument("--quick", action="store_true",
                         help="tiny base, few steps and examples (a smoke run); prints, writes no report under "
                              "bench/reports (JSON to /tmp/bench-generate-quick.json)")
@@ -86,7 +86,7 @@ def main() -> None:
     if len(held_out) < 2 or not set(held_out) <= set(members) or len(seen) < 2:
         parser.error("hold out at least two of the members and keep at least two seen")
     base, spec = QUICK_BASE if args.quick else (BASE, BASE)
-    redis_url = args.redis_url or f"redis://127.0.0.1:6379/{14 if args.quick else 15}"
+    redis_url = args.redis_url or f"redis://127.0.0.1:6379/{2 if args.quick else 3}"
     lora = {"steps": args.steps, "lr": args.lr, "rank": args.rank, "lora_alpha": 2 * args.rank, "batch_size": 8,
             "seed": 0, "checkpoint_every": args.checkpoint_every}
     # GeneratorConfig defaults (latent 64, channels 16, blocks 10, 4 position channels, keep 0.5) but fewer epochs:

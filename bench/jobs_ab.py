@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
 
     redis.Redis.from_url(REDIS_URL).flushdb()
-    services = [Service("before", extract(args.before), 4, args.database), Service("after", ROOT, 5, args.database)]
+    services = [Service("before", extract(args.before), 2, args.database), Service("after", ROOT, 3, args.database)]
     raw_worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "bench.raw_celery", "worker", "-Q", "raw",
                                    "--pool", "solo", "--loglevel", "warning", "--without-gossip", "--without-mingle"],
                                   cwd=ROOT, env={**os.environ, "RAW_CELERY_BROKER": REDIS_URL})
