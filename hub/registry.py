@@ -8,10 +8,11 @@ database lock; a failed upload rolls the increment back with everything else, so
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Float, Text, case, cast, func, or_, select, true, type_coerce, update
+from sqlalchemy import Float, Text, bindparam, case, cast, func, or_, select, true, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
@@ -357,10 +358,45 @@ def _point_tag(session: Session, adapter_id: int, tag: str, version_id: int) -> 
 
 
 def set_tag(session: Session, adapter: Artifact, tag: str, number: int) -> None:
+    """Point `tag` at the adapter's version `number` (yanked ones too); NotFound when it has no such version.
+
+    One statement finds the version and creates or moves the tag (INSERT ... SELECT ... ON CONFLICT DO UPDATE ...
+    RETURNING): no SELECT of the version first, no re-read after. The SELECT finds no row when there is no such
+    version, so nothing is written and RETURNING is empty: that is the 404. Concurrent moves of one tag queue on its
+    row lock like `_point_tag`'s, and the last one wins."""
     check_tag(tag)
-    version = resolve_in(session, adapter, str(number))
-    _point_tag(session, adapter.id, tag, version.id)
-    session.flush()
+    if session.execute(_tag_at_number(session.get_bind().dialect.name),
+                       {"adapter_id": adapter.id, "tag": tag, "number": number}).first() is None:
+        raise NotFound(f"{adapter.kind} {adapter.namespace.name}/{adapter.name} has no version or tag {str(number)!r}")
+
+
+@functools.cache
+def _tag_at_number(dialect: str):
+    """The upsert of `set_tag`, built once per dialect (its parameters are bound by name, so SQLAlchemy reuses the
+    compiled statement instead of building and cache-keying one per request)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    versions, tags = ArtifactVersion.__table__, Tag.__table__  # Core tables: an ORM insert with a dict is a bulk one
+    version = (select(versions.c.adapter_id, bindparam("tag", type_=tags.c.name.type), versions.c.id)
+               .where(versions.c.adapter_id == bindparam("adapter_id"),
+                      versions.c.number == bindparam("number")))  # a WHERE also settles SQLite's ON ambiguity
+    statement = module.insert(tags).from_select(["adapter_id", "name", "version_id"], version)
+    return (statement.on_conflict_do_update(index_elements=["adapter_id", "name"],
+                                            set_={"version_id": statement.excluded.version_id})
+            .returning(tags.c.version_id))
+
+
+def one_statement_transactions(session: Session) -> None:
+    """On PostgreSQL, let each statement of this session be its own transaction (AUTOCOMMIT), when nothing has been
+    read yet (the caller's token came from the cache).
+
+    psycopg otherwise sends a BEGIN before the first statement and a COMMIT (or the pool's ROLLBACK) after the last:
+    two round trips a request, as many as the statements themselves on a tag move (the adapter, the upsert) or a
+    version read (the version, its tags). Nothing is lost: at READ COMMITTED, PostgreSQL's default, every statement
+    already reads a snapshot of its own inside a transaction too, and where there is a write it is one statement,
+    atomic by itself. The pool puts the isolation level back when the connection is returned (as `jobs._insert_job`
+    relies on too). SQLite runs in-process, where BEGIN and COMMIT cost no round trip: left as it is."""
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def yank(session: Session, adapter: Artifact, number: int) -> ArtifactVersion:

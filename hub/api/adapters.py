@@ -189,6 +189,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     def version(ns: Name, name: Name, ref: str, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
         check_version_ref(kind, ns, name, ref)
+        registry.one_statement_transactions(session)  # PostgreSQL: no BEGIN/ROLLBACK round trips around the reads
         found = registry.find_version(session, kind, ns, name, ref)  # one query when it is there and readable
         if found is None or not can_read(tok, found.artifact.namespace):  # else the same 401/403/404 as any route
             found = resolve(session, visible(session, tok, ns, name), ref)
@@ -218,6 +219,10 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.put("/{ns}/{name}/tags/{tag}", response_model=views.ArtifactView, responses=NAMED_WITH_BODY)
     def put_tag(ns: Name, name: Name, tag: Name, body: TagIn, session: Session = Depends(db),
                 tok: ApiToken | None = Depends(token)) -> dict:
+        # Four statements with a cached token, and on PostgreSQL no BEGIN or COMMIT: the adapter (for the access
+        # check), the upsert that finds the version and moves the tag (a transaction by itself), the adapter's latest
+        # version and its tags (a comment, not a docstring: FastAPI would publish a docstring in the OpenAPI schema).
+        registry.one_statement_transactions(session)
         artifact = registry.get_adapter(session, kind, ns, name)
         require(tok, artifact.namespace, "write")
         number = body.version
@@ -225,8 +230,9 @@ def make_router(kind: str, plural: str) -> APIRouter:
             raise Invalid(f"{tag!r} cannot be a tag name (reserved, numeric, or not [A-Za-z0-9._-])")
         check_version_ref(kind, ns, name, str(number))
         registry.set_tag(session, artifact, tag, number)
+        view = views.adapter_view(session, artifact)  # before the commit: on the same connection, so no new BEGIN
         session.commit()
-        return views.adapter_view(session, artifact)
+        return view
 
     @router.delete("/{ns}/{name}/versions/{number}", response_model=views.VersionView, responses=NAMED)
     def yank(ns: Name, name: Name, number: VersionNumber, session: Session = Depends(db),
