@@ -26,12 +26,14 @@ LLAMA3_8B_LAYER = {"self_attn.q_proj": (4096, 4096), "self_attn.k_proj": (4096, 
                    "mlp.up_proj": (4096, 14336), "mlp.down_proj": (14336, 4096)}
 
 _MEASURE = """
-import json, resource, sys, time
+import json, re, sys, time
 start = time.monotonic()
 from lora.shapes import config_from_file, shapes_from_config
 arch, shapes = shapes_from_config(config_from_file(sys.argv[1]))
-print(json.dumps({"arch": arch, "shapes": shapes, "seconds": time.monotonic() - start,
-                  "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so it would report the (large) test session that
+# started this process; VmHWM is this process's own address space's high-water mark
+peak_kb = int(re.search(r"VmHWM:\s+(\d+) kB", open("/proc/self/status").read()).group(1))
+print(json.dumps({"arch": arch, "shapes": shapes, "seconds": time.monotonic() - start, "peak_kb": peak_kb}))
 """
 
 
