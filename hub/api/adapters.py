@@ -190,10 +190,10 @@ def make_router(kind: str, plural: str) -> APIRouter:
                 tok: ApiToken | None = Depends(token)) -> dict:
         check_version_ref(kind, ns, name, ref)
         registry.one_statement_transactions(session)  # PostgreSQL: no BEGIN/ROLLBACK round trips around the reads
-        found = registry.find_version(session, kind, ns, name, ref)  # one query when it is there and readable
-        if found is None or not can_read(tok, found.artifact.namespace):  # else the same 401/403/404 as any route
-            found = resolve(session, visible(session, tok, ns, name), ref)
-        return views.version_view(session, found)
+        found = registry.find_version_with_tags(session, kind, ns, name, ref)  # one query: there and readable
+        if found is None or not can_read(tok, found[0].artifact.namespace):  # else the same 401/403/404 as any route
+            return views.version_view(session, resolve(session, visible(session, tok, ns, name), ref))
+        return views.version_view(session, *found)
 
     @router.get("/{ns}/{name}/versions/{ref}/files/{filename:path}", summary="Download a file (ETag, Range)",
                 response_class=Response, responses={**file_download(), **NAMED})
