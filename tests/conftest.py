@@ -68,6 +68,17 @@ def private_pg_db():
         yield url
 
 
+def wait_until(predicate, timeout: float, what: str):
+    """predicate()'s first truthy value, polled every 0.2 s; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def start_worker(env: dict, name: str = "test") -> subprocess.Popen:
     """A real Celery worker process on both queues (solo pool), configured by `env` (ADAPTARIUM_* URLs)."""
     return subprocess.Popen(

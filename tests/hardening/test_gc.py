@@ -4,6 +4,7 @@ gives its blobs back at once (item 7's "never leave a blob behind")."""
 from __future__ import annotations
 
 import json
+import contextlib
 import os
 import threading
 import time
@@ -32,6 +33,32 @@ def fresh(request, tmp_path):
     yield live
     stop()
     live.app.state.engine.dispose()
+
+
+@contextlib.contextmanager
+def collector_paused_deleting(live, sha: str):
+    """A gc.collect_garbage run on `live`'s store, held just before it deletes `sha` while the with block runs (the
+    racing party starts there), then let go and joined."""
+    store = live.app.state.store
+    in_delete, go_on = threading.Event(), threading.Event()
+    real_delete = store.delete
+
+    def paused_delete(victim):
+        if victim == sha:
+            in_delete.set()
+            assert go_on.wait(30)
+        real_delete(victim)
+
+    store.delete = paused_delete
+    collector = threading.Thread(target=gc.collect_garbage, args=(live.app.state.session_factory, store, 3600))
+    try:
+        collector.start()
+        assert in_delete.wait(30)
+        yield
+    finally:
+        go_on.set()
+        collector.join(30)
+        store.delete = real_delete
 
 
 def _stored(live) -> set[str]:
@@ -86,29 +113,12 @@ def test_a_collection_racing_an_upload_of_the_same_content_never_loses_the_publi
     weights = files["adapter_model.safetensors"][1]
     sha = store.put_bytes(weights)  # the same bytes, orphaned by an earlier crash
     _age(store, sha, 7200)
-    in_delete, go_on = threading.Event(), threading.Event()
-    real_delete = store.delete
-
-    def paused_delete(victim):
-        if victim == sha:
-            in_delete.set()
-            assert go_on.wait(30)
-        real_delete(victim)
-
-    store.delete = paused_delete
-    try:
-        collector = threading.Thread(target=gc.collect_garbage, args=(fresh.app.state.session_factory, store, 3600))
-        collector.start()
-        assert in_delete.wait(30)
-        result = {}
+    result = {}
+    with collector_paused_deleting(fresh, sha):
         uploader = threading.Thread(target=lambda: result.update(r=upload(fresh.client(), "team", "same", files)))
         uploader.start()
         time.sleep(1.0)  # the upload is now waiting on the collector's lock (or has not needed it yet)
-        go_on.set()
-        collector.join(30)
-        uploader.join(60)
-    finally:
-        store.delete = real_delete
+    uploader.join(60)
     assert result["r"].status_code == 201, result["r"].text
     with fresh.client() as c:
         r = c.get("/api/v1/adapters/team/same/versions/1/files/adapter_model.safetensors")

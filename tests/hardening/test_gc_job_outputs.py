@@ -15,7 +15,7 @@ from hub.models import Job
 from lora import Adapter
 from tests.api.conftest import start_hub
 from tests.hardening.conftest import SYN_BASE, lora_files, register_base
-from tests.hardening.test_gc import _age
+from tests.hardening.test_gc import _age, collector_paused_deleting
 from workers import runner
 from workers.kinds.base import Output
 
@@ -62,30 +62,13 @@ def test_a_collection_racing_a_job_publication_of_the_same_content_never_loses_t
     _age(store, sha, 7200)
     job = _queued_train_job(fresh)
 
-    in_delete, go_on = threading.Event(), threading.Event()
-    real_delete = store.delete
-
-    def paused_delete(victim):
-        if victim == sha:
-            in_delete.set()
-            assert go_on.wait(30)
-        real_delete(victim)
-
-    store.delete = paused_delete
     published: dict = {}
-    try:
-        collector = threading.Thread(target=gc.collect_garbage, args=(fresh.app.state.session_factory, store, 3600))
-        collector.start()
-        assert in_delete.wait(30)
+    with collector_paused_deleting(fresh, sha):
         publisher = threading.Thread(target=lambda: published.update(
             ref=runner._publish(_services(fresh), job, KINDS["train"], Output(adapter=adapter), [])))
         publisher.start()
         time.sleep(1.0)  # the publication runs into the collector's lock (or, unclaimed, stores nothing new)
-        go_on.set()
-        collector.join(30)
-        publisher.join(60)
-    finally:
-        store.delete = real_delete
+    publisher.join(60)
     assert published["ref"] == "team/trained@1"
     with fresh.client() as c:
         r = c.get("/api/v1/adapters/team/trained/versions/1/files/adapter_model.safetensors")

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from hub.cli import app as cli_app
 from tests.api.conftest import TINY_BASE, start_hub
-from tests.conftest import start_worker, stop_process
+from tests.conftest import start_worker, stop_process, wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/7"  # 4 and 5 are taken by the hardening tests
 FAST = {"ADAPTARIUM_WORKER_HEARTBEAT_SECONDS": "0.5", "ADAPTARIUM_VISIBILITY_TIMEOUT": "6",
@@ -48,16 +48,6 @@ def fleet_hub(tmp_path, tiny_base):
     for proc in procs:
         stop_process(proc)
     stop()
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def worker_row(client: httpx.Client, name: str) -> dict | None:

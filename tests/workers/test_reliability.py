@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 import redis
 
 from tests.api.conftest import TINY_BASE, make_adapter_dir, start_hub, upload
-from tests.conftest import start_worker, stop_process
+from tests.conftest import start_worker, stop_process, wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/10"
 FAST_RECOVERY = {"ADAPTARIUM_VISIBILITY_TIMEOUT": "6", "ADAPTARIUM_STALE_SECONDS": "3",
@@ -41,16 +40,6 @@ def hub_env(tmp_path, tiny_base):
     for proc in workers:
         stop_process(proc)
     stop()
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_sigkilled_worker_job_completes_exactly_once_on_a_new_worker(hub_env):
