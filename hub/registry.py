@@ -12,7 +12,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Float, Text, bindparam, case, cast, func, or_, select, true, type_coerce, update
+from sqlalchemy import Float, Integer, Text, bindparam, case, cast, func, or_, select, true, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
@@ -244,15 +244,35 @@ def find_version_with_tags(session: Session, kind: str, namespace: str, name: st
     """`find_version` and the version's tags (sorted), still one query: the tags come from a correlated subquery
     (string_agg on PostgreSQL, group_concat on SQLite; tag names cannot hold the comma). A read by name or by tag,
     the API's most frequent request, is then one round trip in all instead of two."""
+    if ref in ("latest", "main"):
+        by, value = "latest", None
+    else:
+        number = ref[1:] if re.match(r"^v\d+$", ref) else ref
+        if number.isdigit() and (len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1):
+            return None  # no version has such a number (and the database cannot bind it)
+        by, value = ("number", int(number)) if number.isdigit() else ("tag", ref)
+    row = session.execute(_version_with_tags(by), {"namespace": namespace, "name": name, "kind": kind,
+                                                   "value": value}).first()
+    return None if row is None else (row[0], sorted(row[1].split(",")) if row[1] else [])
+
+
+@functools.cache
+def _version_with_tags(by: str):
+    """The query of `find_version_with_tags` for a ref `by` latest, number or tag, built once (building it, the
+    aliased Tag and the aggregate, cost more CPU than running it); everything that varies is a bound parameter."""
     other = aliased(Tag)  # not the Tag a ref by tag joins: that one is narrowed to the one name
     tags = (select(func.aggregate_strings(other.name, ",")).where(other.version_id == ArtifactVersion.id)
             .correlate(ArtifactVersion).scalar_subquery())
     query = (select(ArtifactVersion, tags).join(ArtifactVersion.artifact).join(Artifact.namespace)
              .options(contains_eager(ArtifactVersion.artifact).contains_eager(Artifact.namespace))
-             .where(Namespace.name == namespace, Artifact.name == name, Artifact.kind == kind))
-    query = _by_ref(query, Artifact.id, ref)
-    row = session.execute(query).first() if query is not None else None
-    return None if row is None else (row[0], sorted(row[1].split(",")) if row[1] else [])
+             .where(Namespace.name == bindparam("namespace"), Artifact.name == bindparam("name"),
+                    Artifact.kind == bindparam("kind")))
+    if by == "latest":
+        return query.where(ArtifactVersion.yanked.is_(False)).order_by(ArtifactVersion.number.desc()).limit(1)
+    if by == "number":
+        return query.where(ArtifactVersion.number == bindparam("value", type_=Integer))
+    return (query.join(Tag, Tag.version_id == ArtifactVersion.id)
+            .where(Tag.adapter_id == Artifact.id, Tag.name == bindparam("value", type_=Text)))
 
 
 def _first_by_ref(session: Session, query, adapter_id, ref: str) -> ArtifactVersion | None:
