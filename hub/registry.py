@@ -228,22 +228,13 @@ def resolve_in(session: Session, adapter: Artifact, ref: str = "latest") -> Arti
     return version
 
 
-def find_version(session: Session, kind: str, namespace: str, name: str, ref: str) -> ArtifactVersion | None:
-    """The version `ref` of namespace/name with its adapter, namespace and base, in one query; None when the adapter
-    or the version is not there, for the caller to find out which (`get_adapter`, `resolve_in`) for its answer.
-
-    A version read by name is the API's most frequent request: this is it in one round trip instead of two."""
-    query = (select(ArtifactVersion).join(ArtifactVersion.artifact).join(Artifact.namespace)
-             .options(contains_eager(ArtifactVersion.artifact).contains_eager(Artifact.namespace))
-             .where(Namespace.name == namespace, Artifact.name == name, Artifact.kind == kind))
-    return _first_by_ref(session, query, Artifact.id, ref)
-
-
 def find_version_with_tags(session: Session, kind: str, namespace: str, name: str,
                            ref: str) -> tuple[ArtifactVersion, list[str]] | None:
-    """`find_version` and the version's tags (sorted), still one query: the tags come from a correlated subquery
-    (string_agg on PostgreSQL, group_concat on SQLite; tag names cannot hold the comma). A read by name or by tag,
-    the API's most frequent request, is then one round trip in all instead of two."""
+    """The version `ref` of namespace/name with its adapter and namespace, and its tags (sorted), in one query; None
+    when the adapter or the version is not there, for the caller to find out which (`get_adapter`, `resolve_in`).
+
+    The tags come from a correlated subquery (string_agg on PostgreSQL, group_concat on SQLite; tag names cannot
+    hold the comma). A read by name or by tag, the API's most frequent request, is then one round trip."""
     if ref in ("latest", "main"):
         by, value = "latest", None
     else:
