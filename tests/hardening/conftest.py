@@ -57,6 +57,17 @@ def live(tmp_path_factory):
     hub.app.state.engine.dispose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh(request, tmp_path):
+    """A hub of this test's own (collections see every blob), on SQLite or PostgreSQL, local blobs."""
+    url = request.getfixturevalue("private_pg_db") if request.param == "postgres" else None
+    live, stop = start_hub(tmp_path, url)
+    register_base(live)
+    yield live
+    stop()
+    live.app.state.engine.dispose()
+
+
 def port_of(live) -> int:
     return int(live.url.rsplit(":", 1)[1])
 

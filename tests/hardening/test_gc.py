@@ -9,7 +9,6 @@ import os
 import threading
 import time
 
-import pytest
 from typer.testing import CliRunner
 
 from hub import gc
@@ -22,17 +21,6 @@ def _age(store: LocalBlobStore, sha: str, seconds: float) -> None:
     path = store._path(sha)
     then = time.time() - seconds
     os.utime(path, (then, then))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh(request, tmp_path):
-    """A hub of this test's own (collections see every blob), on SQLite or PostgreSQL, local blobs."""
-    url = request.getfixturevalue("private_pg_db") if request.param == "postgres" else None
-    live, stop = start_hub(tmp_path, url)
-    register_base(live)
-    yield live
-    stop()
-    live.app.state.engine.dispose()
 
 
 @contextlib.contextmanager

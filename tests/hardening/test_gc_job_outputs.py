@@ -7,27 +7,14 @@ import hashlib
 import threading
 import time
 
-import pytest
-
 from hub import gc
 from hub.job_kinds import KINDS
 from hub.models import Job
 from lora import Adapter
-from tests.api.conftest import start_hub
-from tests.hardening.conftest import SYN_BASE, lora_files, register_base
+from tests.hardening.conftest import SYN_BASE, lora_files
 from tests.hardening.test_gc import _age, collector_paused_deleting
 from workers import runner
 from workers.kinds.base import Output
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh(request, tmp_path):
-    url = request.getfixturevalue("private_pg_db") if request.param == "postgres" else None
-    live, stop = start_hub(tmp_path, url)
-    register_base(live)
-    yield live
-    stop()
-    live.app.state.engine.dispose()
 
 
 def _queued_train_job(live) -> Job:
