@@ -148,10 +148,9 @@ def _insert_job(session: Session, row: dict) -> None:
         session.execute(insert(Job.__table__), row)
         session.execute(insert(JobEvent.__table__), {"job_id": row["id"], **first})
         return
-    if not session.in_transaction():
-        # nothing read yet (a cached token, a job naming no objects): the one statement is a transaction of its own,
-        # which spares psycopg's BEGIN and the COMMIT, two of the submit's three round trips
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    # nothing read yet (a cached token, a job naming no objects): the one statement is a transaction of its own,
+    # which spares psycopg's BEGIN and the COMMIT, two of the submit's three round trips
+    registry.one_statement_transactions(session)
     session.execute(_job_with_first_event(tuple(row)), {**row, **{f"event_{k}": v for k, v in first.items()}})
 
 

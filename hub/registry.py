@@ -235,13 +235,10 @@ def find_version_with_tags(session: Session, kind: str, namespace: str, name: st
 
     The tags come from a correlated subquery (string_agg on PostgreSQL, group_concat on SQLite; tag names cannot
     hold the comma). A read by name or by tag, the API's most frequent request, is then one round trip."""
-    if ref in ("latest", "main"):
-        by, value = "latest", None
-    else:
-        number = ref[1:] if re.match(r"^v\d+$", ref) else ref
-        if number.isdigit() and (len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1):
-            return None  # no version has such a number (and the database cannot bind it)
-        by, value = ("number", int(number)) if number.isdigit() else ("tag", ref)
+    parsed = _parse_ref(ref)
+    if parsed is None:
+        return None
+    by, value = parsed
     row = session.execute(_version_with_tags(by), {"namespace": namespace, "name": name, "kind": kind,
                                                    "value": value}).first()
     return None if row is None else (row[0], sorted(row[1].split(",")) if row[1] else [])
@@ -258,31 +255,37 @@ def _version_with_tags(by: str):
              .options(contains_eager(ArtifactVersion.artifact).contains_eager(Artifact.namespace))
              .where(Namespace.name == bindparam("namespace"), Artifact.name == bindparam("name"),
                     Artifact.kind == bindparam("kind")))
-    if by == "latest":
-        return query.where(ArtifactVersion.yanked.is_(False)).order_by(ArtifactVersion.number.desc()).limit(1)
-    if by == "number":
-        return query.where(ArtifactVersion.number == bindparam("value", type_=Integer))
-    return (query.join(Tag, Tag.version_id == ArtifactVersion.id)
-            .where(Tag.adapter_id == Artifact.id, Tag.name == bindparam("value", type_=Text)))
+    return _narrowed(query, Artifact.id, by, bindparam("value", type_=Integer if by == "number" else Text))
 
 
 def _first_by_ref(session: Session, query, adapter_id, ref: str) -> ArtifactVersion | None:
-    """`query` (versions of one adapter, whose id is `adapter_id`) narrowed to `ref` (`_by_ref`): its first version."""
-    query = _by_ref(query, adapter_id, ref)
-    return session.scalars(query).first() if query is not None else None
+    """`query` (versions of one adapter, whose id is `adapter_id`) narrowed to `ref`: its first version, or None."""
+    parsed = _parse_ref(ref)
+    return session.scalars(_narrowed(query, adapter_id, *parsed)).first() if parsed is not None else None
 
 
-def _by_ref(query, adapter_id, ref: str):
-    """`query` (versions of one adapter, whose id is `adapter_id`) narrowed to `ref`: 'latest'/'main' (newest not
-    yanked), a number or 'v<N>' (yanked versions too), or a tag; None when no version can match."""
+def _parse_ref(ref: str) -> tuple[str, int | str | None] | None:
+    """A version ref as (by, value): ("latest", None) for 'latest'/'main' (newest not yanked), ("number", N) for a
+    number or 'v<N>' (yanked versions too), ("tag", name) otherwise; None for a number no version can have (and the
+    database cannot bind)."""
     if ref in ("latest", "main"):
-        return query.where(ArtifactVersion.yanked.is_(False)).order_by(ArtifactVersion.number.desc()).limit(1)
+        return "latest", None
     number = ref[1:] if re.match(r"^v\d+$", ref) else ref
-    if number.isdigit() and (len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1):
-        return None  # no version has such a number (and the database cannot bind it)
-    if number.isdigit():
-        return query.where(ArtifactVersion.number == int(number))
-    return query.join(Tag, Tag.version_id == ArtifactVersion.id).where(Tag.adapter_id == adapter_id, Tag.name == ref)
+    if not number.isdigit():
+        return "tag", ref
+    if len(number) > 10 or not number.isascii() or int(number) > 2**31 - 1:
+        return None
+    return "number", int(number)
+
+
+def _narrowed(query, adapter_id, by: str, value):
+    """`query` (versions of one adapter, whose id is `adapter_id`) narrowed to the ref `_parse_ref` made (by, value);
+    `value` may be a bound parameter, for a query built once."""
+    if by == "latest":
+        return query.where(ArtifactVersion.yanked.is_(False)).order_by(ArtifactVersion.number.desc()).limit(1)
+    if by == "number":
+        return query.where(ArtifactVersion.number == value)
+    return query.join(Tag, Tag.version_id == ArtifactVersion.id).where(Tag.adapter_id == adapter_id, Tag.name == value)
 
 
 def create_version(session_factory: sessionmaker, *, kind: str, namespace: str, name: str, base_id: int | None,
@@ -327,23 +330,18 @@ def _create_version_once(session_factory, kind, namespace, name, base_id, peft_c
         # part of the transaction that holds the lock); the row lock (PostgreSQL) is held until commit, so
         # concurrent publishers to this adapter queue up here.
         ns_id = select(Namespace.id).where(Namespace.name == namespace).scalar_subquery()
-        bumped = s.execute(update(Artifact).where(Artifact.namespace_id == ns_id, Artifact.kind == kind,
-                                                  Artifact.name == name)
-                           .values(version_count=Artifact.version_count + 1)
-                           .returning(Artifact.id, Artifact.version_count)
-                           .execution_options(synchronize_session=False)).first()
+        bump = (update(Artifact).where(Artifact.namespace_id == ns_id, Artifact.kind == kind, Artifact.name == name)
+                .values(version_count=Artifact.version_count + 1).returning(Artifact.id, Artifact.version_count)
+                .execution_options(synchronize_session=False))
+        bumped = s.execute(bump).first()
         if bumped is None:  # the first version: make the namespace and the adapter (or find a racing publisher's)
             _insert_ignore(s, Namespace, {"name": namespace, "private": False, "created_at": utcnow()}, ["name"])
-            ns = s.scalars(select(Namespace).where(Namespace.name == namespace)).one()
-            _insert_ignore(s, Artifact, {"namespace_id": ns.id, "kind": kind, "name": name, "base_id": base_id,
+            ns = s.scalar(select(Namespace.id).where(Namespace.name == namespace))
+            _insert_ignore(s, Artifact, {"namespace_id": ns, "kind": kind, "name": name, "base_id": base_id,
                                         "description": description, "task_tags": [], "version_count": 0,
                                         "created_at": utcnow()}, ["namespace_id", "kind", "name"])
-            adapter_id = s.scalar(select(Artifact.id).where(Artifact.namespace_id == ns.id, Artifact.kind == kind,
-                                                           Artifact.name == name))
-            number = s.scalar(update(Artifact).where(Artifact.id == adapter_id)
-                              .values(version_count=Artifact.version_count + 1).returning(Artifact.version_count))
-        else:
-            adapter_id, number = bumped
+            bumped = s.execute(bump).one()
+        adapter_id, number = bumped
         adapter = s.get(Artifact, adapter_id, populate_existing=True)
         if adapter.base_id != base_id:
             have = adapter.base.name if adapter.base else "no base"
@@ -424,8 +422,9 @@ def one_statement_transactions(session: Session) -> None:
     two round trips a request, as many as the statements themselves on a tag move (the adapter, the upsert) or a
     version read (the version, its tags). Nothing is lost: at READ COMMITTED, PostgreSQL's default, every statement
     already reads a snapshot of its own inside a transaction too, and where there is a write it is one statement,
-    atomic by itself. The pool puts the isolation level back when the connection is returned (as `jobs._insert_job`
-    relies on too). SQLite runs in-process, where BEGIN and COMMIT cost no round trip: left as it is."""
+    atomic by itself. The pool puts the isolation level back when the connection is returned. Used by tag moves,
+    version reads and `jobs._insert_job`. SQLite runs in-process, where BEGIN and COMMIT cost no round trip: left as
+    it is."""
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
