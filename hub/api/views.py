@@ -85,8 +85,10 @@ def adapter_views(session: Session, adapters: list[Artifact]) -> list[dict]:
     return [_artifact_dict(a, latest.get(a.id), tags[a.id]) for a in adapters]
 
 
-def _version_dict(version: ArtifactVersion, adapter: Artifact, tags: list[str]) -> dict:
-    """A version's view but its PEFT config."""
+def version_view(session: Session | None, version: ArtifactVersion, tags: list[str] | None = None) -> dict:
+    """One version in full, its PEFT config included; its tags are read unless the caller knows them (a version
+    just published has exactly the tags it was published with)."""
+    adapter = version.artifact
     return {
         "namespace": adapter.namespace.name,
         "name": adapter.name,
@@ -94,21 +96,15 @@ def _version_dict(version: ArtifactVersion, adapter: Artifact, tags: list[str]) 
         "number": version.number,
         "ref": f"{adapter.namespace.name}/{adapter.name}@{version.number}",
         "base": adapter.base.name if adapter.base is not None else None,
+        "peft_config": version.peft_config,
         "files": version.files,
         "metrics": version.metrics or {},
         "created_by": version.created_by,
         "job_id": version.job_id,
         "yanked": version.yanked,
         "created_at": iso_utc(version.created_at),
-        "tags": tags,
+        "tags": sorted(session.scalars(select(Tag.name).where(Tag.version_id == version.id)) if tags is None else tags),
     }
-
-
-def version_view(session: Session | None, version: ArtifactVersion, tags: list[str] | None = None) -> dict:
-    """One version in full, its PEFT config included; its tags are read unless the caller knows them (a version
-    just published has exactly the tags it was published with)."""
-    tags = sorted(session.scalars(select(Tag.name).where(Tag.version_id == version.id)) if tags is None else tags)
-    return {**_version_dict(version, version.artifact, tags), "peft_config": version.peft_config}
 
 
 def _number(value):
