@@ -618,7 +618,8 @@ def workers_ls():
             _fail(exc.detail)
     table = Table("name", "status", "device", "queues", "current job", "done", "failed", "heartbeat")
     for w in items:
-        device = w["device"] if not w.get("device_name") or w["device_name"] == "cpu" else f"{w['device']} ({w['device_name']})"
+        named = w.get("device_name") not in (None, "cpu")
+        device = f"{w['device']} ({w['device_name']})" if named else w["device"]
         job = w.get("current_job")
         current = "" if not job else "busy (hidden)" if job["hidden"] else f"{job['id'][:12]} {job['kind']}"
         table.add_row(w["name"], w["status"], device, ",".join(w["queues"]), current, str(w["jobs_done"]),

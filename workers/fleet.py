@@ -10,6 +10,7 @@ the next one simply tries again; a row that disappeared is registered again (hub
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -33,16 +34,22 @@ def facts(queues: list[str], heartbeat_seconds: float) -> dict:
     from lora.device import current
 
     placement = current().describe()
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {"host": socket.gethostname(), "pid": os.getpid(), "queues": sorted(queues),
             "device": placement["device"], "dtype": placement.get("dtype"), "device_name": placement.get("device_name"),
-            "memory_bytes": placement.get("memory_bytes"), "versions": versions,
+            "memory_bytes": placement.get("memory_bytes"), "versions": _versions(),
             "heartbeat_seconds": heartbeat_seconds}
+
+
+@functools.cache
+def _versions() -> dict[str, str | None]:
+    """The installed versions of PACKAGES: read once per process (a heartbeat sends them every beat)."""
+    found = {}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
 
 
 def start(queues: list[str], services=None) -> None:
