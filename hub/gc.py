@@ -21,6 +21,7 @@ store also refreshes a blob's modification time when a commit finds identical co
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -77,10 +78,20 @@ def _named_by_a_version(session: Session, sha256: str) -> bool:
 def claim_blobs(session_factory: sessionmaker, files: dict[str, int]) -> datetime:
     """Claim each sha256 (-> size) before storing it; returns the claim's time, which `release_blobs` needs."""
     stamp = utcnow()
+    rows = [{"sha256": sha256, "size": size, "created_at": stamp}
+            for sha256, size in sorted(files.items())]  # one lock order for every writer
     with session_factory() as session, session.begin():
-        for sha256, size in sorted(files.items()):  # one lock order for every writer
-            _upsert(session, sha256, size, stamp, refresh=True)
+        session.connection().execute(_claim_statement(session.get_bind().dialect.name), rows)
     return stamp
+
+
+@functools.cache
+def _claim_statement(dialect: str):
+    """`_upsert` with refresh, built once per dialect (an upload's claim is on every upload's path)."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(Blob.__table__)
+    return statement.on_conflict_do_update(index_elements=["sha256"],
+                                           set_={"created_at": statement.excluded.created_at})
 
 
 def release_blobs(session_factory: sessionmaker, store: BlobStore, shas: list[str], stamp: datetime) -> list[str]:

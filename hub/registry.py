@@ -5,6 +5,8 @@ because version numbering is the one place where concurrency matters: numbers mu
 50 uploads to one adapter at once. It does that with a counter on the adapter row, incremented by an UPDATE that is
 the transaction's first write to that row, so PostgreSQL serialises the writers on the row lock and SQLite on its
 database lock; a failed upload rolls the increment back with everything else, so no number is skipped.
+The `blobs` rows of a version's files are not written here: every writer claims them before storing the files
+(hub.gc.claim_blobs), so by the time a version names a blob its row exists.
 """
 from __future__ import annotations
 
@@ -12,14 +14,14 @@ import functools
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Float, Integer, Text, bindparam, case, cast, func, or_, select, true, type_coerce, update
+from sqlalchemy import Float, Integer, Text, bindparam, case, cast, func, insert, or_, select, true, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased, contains_eager, lazyload, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.models import RELATIONS, Artifact, ArtifactVersion, BaseAlias, BaseModel, Blob, Lineage, Namespace, Tag, utcnow
+from hub.models import RELATIONS, Artifact, ArtifactVersion, BaseAlias, BaseModel, Lineage, Namespace, Tag, utcnow
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -325,47 +327,66 @@ class _AlreadyPublished(Exception):
 def _create_version_once(session_factory, kind, namespace, name, base_id, peft_config, files, metrics, created_by,
                          job_id, parents, description, tags) -> ArtifactVersion:
     with session_factory() as s, s.begin():
+        dialect = s.get_bind().dialect.name
+        bump, insert_version = _publish_statements(dialect)
+        where = {"w_namespace": namespace, "w_kind": kind, "w_name": name}
         # The first statement writes, so SQLite takes its write lock before reading anything. It is the counter's
-        # increment itself when the adapter exists (every version but the first: one statement, not five, in the
-        # part of the transaction that holds the lock); the row lock (PostgreSQL) is held until commit, so
-        # concurrent publishers to this adapter queue up here.
-        ns_id = select(Namespace.id).where(Namespace.name == namespace).scalar_subquery()
-        bump = (update(Artifact).where(Artifact.namespace_id == ns_id, Artifact.kind == kind, Artifact.name == name)
-                .values(version_count=Artifact.version_count + 1).returning(Artifact.id, Artifact.version_count)
-                .execution_options(synchronize_session=False))
-        bumped = s.execute(bump).first()
+        # increment itself when the adapter exists (every version but the first): it also returns what the rest
+        # needs of the adapter, its base's name included, so no other read follows. The row lock (PostgreSQL) is held
+        # until commit, so concurrent publishers to this adapter queue up here.
+        bumped = s.execute(bump, where).first()
         if bumped is None:  # the first version: make the namespace and the adapter (or find a racing publisher's)
             _insert_ignore(s, Namespace, {"name": namespace, "private": False, "created_at": utcnow()}, ["name"])
             ns = s.scalar(select(Namespace.id).where(Namespace.name == namespace))
             _insert_ignore(s, Artifact, {"namespace_id": ns, "kind": kind, "name": name, "base_id": base_id,
                                         "description": description, "task_tags": [], "version_count": 0,
                                         "created_at": utcnow()}, ["namespace_id", "kind", "name"])
-            bumped = s.execute(bump).one()
-        adapter_id, number = bumped
-        adapter = s.get(Artifact, adapter_id, populate_existing=True)
-        if adapter.base_id != base_id:
-            have = adapter.base.name if adapter.base else "no base"
-            raise Conflict(f"{kind} {namespace}/{name} belongs to base {have!r}; a new version must use the same base")
+            bumped = s.execute(bump, where).one()
+        adapter_id, number, have_base_id, have_description, base_name = bumped
+        if have_base_id != base_id:
+            raise Conflict(f"{kind} {namespace}/{name} belongs to base {base_name or 'no base'!r}; a new version must "
+                           "use the same base")
         if job_id is not None:
-            existing = s.scalars(select(ArtifactVersion).where(ArtifactVersion.adapter_id == adapter_id,
-                                                              ArtifactVersion.job_id == job_id)).first()
+            existing = s.scalar(select(ArtifactVersion.id).where(ArtifactVersion.adapter_id == adapter_id,
+                                                                 ArtifactVersion.job_id == job_id))
             if existing is not None:
-                raise _AlreadyPublished(existing.id)  # leaving the block rolls the counter increment back
-        if description and not adapter.description:
-            adapter.description = description
-        for entry in files:
-            _insert_ignore(s, Blob, {"sha256": entry.sha256, "size": entry.size, "created_at": utcnow()}, ["sha256"])
-        version = ArtifactVersion(adapter_id=adapter_id, number=number, peft_config=peft_config,
-                                 files=[f.as_dict() for f in files], metrics=dict(metrics or {}),
-                                 created_by=created_by, job_id=job_id, yanked=False)
-        version.artifact = adapter
-        s.add(version)
-        s.flush()
+                raise _AlreadyPublished(existing)  # leaving the block rolls the counter increment back
+        if description and not have_description:
+            s.execute(update(Artifact).where(Artifact.id == adapter_id).values(description=description))
+            have_description = description
+        row = {"adapter_id": adapter_id, "number": number, "peft_config": peft_config,
+               "files": [f.as_dict() for f in files], "metrics": dict(metrics or {}), "created_by": created_by,
+               "job_id": job_id, "yanked": False, "created_at": utcnow()}
+        version_id = s.execute(insert_version, row).scalar_one()
         for parent_id, relation in parents:
-            s.add(Lineage(child_id=version.id, parent_id=parent_id, relation=relation))
+            s.add(Lineage(child_id=version_id, parent_id=parent_id, relation=relation))
         for tag in tags:
-            _point_tag(s, adapter_id, tag, version.id)
-    return version
+            _point_tag(s, adapter_id, tag, version_id)
+    # What was written, as detached objects built here rather than read back: the caller's view of the new version
+    # (hub.api.views.version_view) and its ref need nothing else.
+    adapter = Artifact(id=adapter_id, kind=kind, name=name, base_id=base_id, description=have_description,
+                       version_count=number, namespace=Namespace(name=namespace),
+                       base=BaseModel(id=base_id, name=base_name) if base_id is not None else None)
+    return ArtifactVersion(id=version_id, artifact=adapter, **row)
+
+
+@functools.cache
+def _publish_statements(dialect: str):
+    """`create_version`'s counter increment and version insert, built once per dialect with parameters bound by name,
+    so SQLAlchemy reuses their compiled form (building and cache-keying ORM statements was most of an upload's
+    database CPU)."""
+    adapters, versions, bases = Artifact.__table__, ArtifactVersion.__table__, BaseModel.__table__
+    ns_id = select(Namespace.__table__.c.id).where(Namespace.__table__.c.name == bindparam("w_namespace"))
+    base_name = select(bases.c.name).where(bases.c.id == adapters.c.base_id).scalar_subquery()
+    bump = (update(adapters)
+            .where(adapters.c.namespace_id == ns_id.scalar_subquery(), adapters.c.kind == bindparam("w_kind"),
+                   adapters.c.name == bindparam("w_name"))
+            .values(version_count=adapters.c.version_count + 1)
+            .returning(adapters.c.id, adapters.c.version_count, adapters.c.base_id, adapters.c.description, base_name))
+    columns = ("adapter_id", "number", "peft_config", "files", "metrics", "created_by", "job_id", "yanked", "created_at")
+    insert_version = (insert(versions).values({c: bindparam(c, type_=versions.c[c].type) for c in columns})
+                      .returning(versions.c.id))
+    return bump, insert_version
 
 
 def check_tag(tag: str) -> None:
@@ -454,10 +475,6 @@ def lineage_of(session: Session, version: ArtifactVersion, readable=lambda names
         return sorted(found, key=lambda e: (e["hidden"], e["version"] or "", e["relation"]))
 
     return {"parents": edges(Lineage.child_id, Lineage.parent_id), "children": edges(Lineage.parent_id, Lineage.child_id)}
-
-
-def blob_is_referenced(session: Session, sha256: str) -> bool:
-    return session.get(Blob, sha256) is not None
 
 
 def children_of(session: Session, version_id: int, relation: str, kind: str = "adapter") -> list[str]:

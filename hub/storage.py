@@ -61,7 +61,9 @@ class Staging:
     Hashing and writing each run on a helper thread of their own, fed through short queues, so they overlap with each
     other and with receiving the next chunks from the network (hashlib and file writes release the GIL); the queue
     bounds keep memory at a few chunks whatever the upload size. An optional `inspect` callable sees the same chunks
-    on a third thread (the upload's check of tensor values); what it raises fails the staging like a disk error."""
+    on a third thread (the upload's check of tensor values); what it raises fails the staging like a disk error.
+    The threads start with the first full batch: a file smaller than one batch (a config, a small adapter) is hashed,
+    written and inspected inline at `finish`, where starting and feeding three threads cost more than the work."""
 
     QUEUE_CHUNKS = 8
     BATCH_BYTES = 1 << 20
@@ -79,9 +81,8 @@ class Staging:
         self._error: BaseException | None = None
         self._pending = bytearray()
         self._unsynced = 0
-        self._workers = [self._start(self._hash.update), self._start(self._write)]
-        if inspect is not None:
-            self._workers.append(self._start(inspect))
+        self._consumers = [self._hash.update, self._write] + ([inspect] if inspect is not None else [])
+        self._workers: list[tuple[queue.Queue, threading.Thread]] = []
 
     def _start(self, consume) -> tuple[queue.Queue, threading.Thread]:
         chunks: queue.Queue = queue.Queue(self.QUEUE_CHUNKS)
@@ -125,6 +126,8 @@ class Staging:
     def _hand_off(self) -> None:
         """Queue what has gathered: network chunks are ~64 KiB, and a queue hop per chunk costs more than the copy."""
         chunk, self._pending = bytes(self._pending), bytearray()
+        if not self._workers:
+            self._workers = [self._start(consume) for consume in self._consumers]
         for chunks, _ in self._workers:
             chunks.put(chunk)
 
@@ -135,13 +138,18 @@ class Staging:
                 thread.join()
 
     def finish(self) -> StagedBlob:
-        if self._pending:
-            self._hand_off()
-        self._stop()
-        if self.fsync and self._error is None:
-            self._file.flush()
-            os.fsync(self._file.fileno())  # the bytes are on disk before the rename can make them a blob
-        self._file.close()
+        if self._workers:
+            if self._pending:
+                self._hand_off()
+            self._stop()
+        elif self._pending:  # under one batch in all: no threads were started
+            chunk, self._pending = bytes(self._pending), bytearray()
+            try:
+                for consume in self._consumers:
+                    consume(chunk)
+            except BaseException as exc:
+                self._error = exc
+        self._file.close()  # the last fsync is the store's, at commit: a duplicate is dropped without one
         if self._error is not None:
             self.path.unlink(missing_ok=True)
             raise self._error
@@ -275,6 +283,7 @@ class LocalBlobStore(BlobStore):
             return False
         except FileNotFoundError:
             pass
+        self._fsync_file(staged.path)  # the bytes are on disk before the rename can make them a blob
         if not target.parent.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             self._fsync_dir(self.root)  # the new <sha[:2]> directory's own entry
@@ -283,9 +292,13 @@ class LocalBlobStore(BlobStore):
         return True
 
     def _fsync_dir(self, directory: Path) -> None:
+        self._fsync_file(directory)
+
+    def _fsync_file(self, path: Path) -> None:
+        """fsync through a read-only descriptor: on Linux it flushes the file's (or directory's) data whoever wrote it."""
         if not self.durable:
             return
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

@@ -315,37 +315,39 @@ def _authorize_upload(request: Request, session_factory, ns: str) -> ApiToken | 
 
 async def _upload_steps(session_factory, blobs: BlobStore, form: ReceivedForm, prepare, *, kind: str, namespace: str,
                         name: str, created_by: str | None) -> tuple[ArtifactVersion, list[str]]:
-    """Validate, claim, store and publish a received form; the new version (detached, loaded) and its tags.
+    """Validate, claim, store and publish a received form; the new version (detached) and its tags.
 
-    Each step that needs the database opens and closes its own short session on a pool thread: no connection is
-    held while a body streams or while another step waits. The files' sha256s are claimed (hub.gc) before they are
-    stored, so a concurrent garbage collection cannot remove a blob this upload is about to publish; on any failure
-    the staged files are discarded and the claimed blobs released, which deletes those nobody else wants: a failed
-    upload leaves no blob behind (what a release could not do, the collector does after its grace period)."""
+    One trip to a pool thread for all of it (each trip costs a hand-off each way). Each step that needs the database
+    opens and closes its own short session: no connection is held while a body streams or while another step waits.
+    The files' sha256s are claimed (hub.gc) before they are stored, so a concurrent garbage collection cannot remove
+    a blob this upload is about to publish; on any failure the staged files are discarded and the claimed blobs
+    released, which deletes those nobody else wants: a failed upload leaves no blob behind (what a release could not
+    do, the collector does after its grace period)."""
+    return await run_in_threadpool(_store_and_publish, session_factory, blobs, form, prepare, kind, namespace, name,
+                                   created_by)
+
+
+def _store_and_publish(session_factory, blobs: BlobStore, form: ReceivedForm, prepare, kind: str, namespace: str,
+                       name: str, created_by: str | None) -> tuple[ArtifactVersion, list[str]]:
     stamp = None
     try:
-        fields = await run_in_threadpool(_prepare_in_session, session_factory, prepare, form)
+        with session_factory() as session:
+            fields = prepare(session, form)
         files = [FileEntry(fname, staged.sha256, staged.size) for fname, staged in sorted(form.files.items())]
-        stamp = await run_in_threadpool(gc.claim_blobs, session_factory, {f.sha256: f.size for f in files})
+        stamp = gc.claim_blobs(session_factory, {f.sha256: f.size for f in files})
         for staged in list(form.files.values()):
-            await run_in_threadpool(blobs.commit, staged)
+            blobs.commit(staged)
         form.files.clear()
         tags = [form.fields["tag"]] if form.fields.get("tag") else []
-        version = await run_in_threadpool(
-            lambda: registry.create_version(session_factory, kind=kind, namespace=namespace, name=name, files=files,
-                                            created_by=created_by, description=form.fields.get("description"),
-                                            tags=tags, **fields))
+        version = registry.create_version(session_factory, kind=kind, namespace=namespace, name=name, files=files,
+                                          created_by=created_by, description=form.fields.get("description"),
+                                          tags=tags, **fields)
         return version, tags
     except BaseException:
         form.discard(blobs)
         if stamp is not None:
-            await run_in_threadpool(_release_quietly, session_factory, blobs, [f.sha256 for f in files], stamp)
+            _release_quietly(session_factory, blobs, [f.sha256 for f in files], stamp)
         raise
-
-
-def _prepare_in_session(session_factory, prepare, form: ReceivedForm) -> dict:
-    with session_factory() as session:
-        return prepare(session, form)
 
 
 def _release_quietly(session_factory, blobs: BlobStore, shas: list[str], stamp) -> None:

@@ -141,3 +141,6 @@ def test_a_local_commit_fsyncs_the_file_and_its_directory_when_durable(tmp_path,
         assert str(tmp_path / "blobs") in synced  # the new <sha[:2]> directory
     else:
         assert synced == []
+    synced.clear()
+    assert store.put_bytes(b"durable bytes") == sha
+    assert synced == []  # identical content is already durable: dropping the duplicate needs no fsync

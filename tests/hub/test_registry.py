@@ -100,17 +100,6 @@ def test_concurrent_publications_to_a_new_adapter_get_gapless_numbers(session_fa
         assert registry.get_adapter(s, "adapter", "ns", "race").version_count == n
 
 
-def test_blob_rows_are_deduplicated_across_versions(session_factory, base_id):
-    from sqlalchemy import func, select
-    from hub.models import Blob
-
-    publish(session_factory, base_id)
-    publish(session_factory, base_id, name="other")
-    with session_factory() as s:
-        assert s.scalar(select(func.count()).select_from(Blob)) == 2
-        assert registry.blob_is_referenced(s, "a" * 64) and not registry.blob_is_referenced(s, "c" * 64)
-
-
 def test_tags_move_to_the_version_they_are_set_to(session_factory, base_id):
     publish(session_factory, base_id)
     publish(session_factory, base_id)
