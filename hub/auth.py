@@ -78,11 +78,16 @@ class TokenCache:
         self._entries: dict[str, tuple[ApiToken, float]] = {}
         _CACHES.add(self)
 
+    def cached(self, plaintext: str) -> ApiToken | None:
+        """The token if it was verified within `ttl_s`, else None (which means "look it up", not "invalid")."""
+        hit = self._entries.get(hash_token(plaintext))
+        return hit[0] if hit is not None and hit[1] > time.monotonic() else None
+
     def authenticate(self, session: Session, plaintext: str) -> ApiToken | None:
+        hit = self.cached(plaintext)
+        if hit is not None:
+            return hit
         digest = hash_token(plaintext)
-        hit = self._entries.get(digest)
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
         token = authenticate(session, plaintext)
         if token is None:
             self._entries.pop(digest, None)

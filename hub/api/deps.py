@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from hub import auth
@@ -33,13 +34,40 @@ def token(request: Request, session: Session = Depends(db)) -> ApiToken | None:
     """The caller's token, or None when no Authorization header was sent; a bad token is 401, not anonymous.
 
     Verified tokens are cached for a moment (`auth.TokenCache`): most requests read no token row."""
+    plaintext = _bearer(request)
+    return None if plaintext is None else _verified(_token_cache(request.app).authenticate(session, plaintext))
+
+
+async def token_without_session(request: Request) -> ApiToken | None:
+    """`token` for a route that opens its own session: a cached token is answered on the event loop, and only a token
+    not in the cache costs a trip to a pool thread (with a short session of its own) to be read. Each trip is a thread
+    wake-up; the job submit, which is latency-bound (issue 11), takes none for its token this way."""
+    plaintext = _bearer(request)
+    if plaintext is None:
+        return None
+    cache = _token_cache(request.app)
+    hit = cache.cached(plaintext)
+    if hit is not None:
+        return hit
+
+    def read() -> ApiToken | None:
+        with request.app.state.session_factory() as session:
+            return cache.authenticate(session, plaintext)
+
+    return _verified(await run_in_threadpool(read))
+
+
+def _bearer(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if not header:
         return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise HTTPException(401, "Authorization header must be 'Bearer <token>'")
-    found = _token_cache(request.app).authenticate(session, value.strip())
+    return value.strip()
+
+
+def _verified(found: ApiToken | None) -> ApiToken:
     if found is None:
         raise HTTPException(401, "invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return found

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -17,7 +16,7 @@ from pydantic import BaseModel as Schema
 from sqlalchemy.orm import Session
 
 from hub import jobs as job_service
-from hub.api.deps import can_read, db, require, require_any, token
+from hub.api.deps import can_read, db, require, require_any, token, token_without_session
 from hub.api.openapi import errors
 from hub.job_kinds import KINDS, describe, namespaces_named
 from hub.models import ApiToken, Job, Namespace, iso_utc
@@ -98,46 +97,43 @@ def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
     return job
 
 
-async def _session_and_caller(request: Request) -> AsyncIterator[tuple[Session, ApiToken | None]]:
-    """The request's session and the caller's token (`deps.token`, its same 401s, before the body is validated), in
-    one thread-pool hop where Depends(db) and Depends(token) take two. A submit is latency-bound (issue 11: POST ->
-    worker claim within 2x a raw Celery round trip) and each hop is a thread wake-up, 0.1-0.7 ms on a busy host."""
-    session = request.app.state.session_factory()  # no I/O until first use
-    try:
-        tok = await run_in_threadpool(token, request, session)
-        yield session, tok
-    finally:
-        await run_in_threadpool(session.close)
-
-
 @router.post("", status_code=202, summary="Submit a job", response_model=JobView,
              responses=errors(400, 401, 403, 409, 422, why={
                  403: "no write access to the output, or no read access to something the job names",
                  409: "Idempotency-Key reused for another request",
                  422: "bad kind, inputs, params or output; unknown or yanked references"}))
-def submit(body: JobIn, request: Request, caller: tuple[Session, ApiToken | None] = Depends(_session_and_caller),
-           idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
-           wait: float = Query(0, ge=0, le=60, description="seconds to wait for the job to finish before answering "
-                                                             "(for short interactive jobs such as infer)")) -> dict:
-    session, tok = caller
+async def submit(body: JobIn, request: Request, tok: ApiToken | None = Depends(token_without_session),
+                 idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+                 wait: float = Query(0, ge=0, le=60, description="seconds to wait for the job to finish before "
+                                                                  "answering (for short interactive jobs such as infer)")
+                 ) -> dict:
+    """One trip to a pool thread for the whole submit (its session, checks, insert and dispatch), and none for a
+    cached token: a submit is latency-bound (issue 11: POST -> worker claim within 2x a raw Celery round trip) and
+    each trip is a thread wake-up, 0.1-0.7 ms on a busy host. A sync route took four: its session dependency's
+    enter and exit, the route itself, and FastAPI's validation of the answer."""
+    job = await run_in_threadpool(_submit, body, request, tok, idempotency_key)
+    if wait:
+        job = await run_in_threadpool(job_service.wait_for, request.app.state.session_factory, job.id, wait)
+    return job_service.job_to_dict(job)
+
+
+def _submit(body: JobIn, request: Request, tok: ApiToken | None, idempotency_key: str | None) -> Job:
     output = body.output_dict()
     target = (output or {}).get("namespace")
     if not isinstance(target, str):  # evaluate writes metrics onto its input's version
         target = body.inputs[0].split("/", 1)[0] if body.inputs and isinstance(body.inputs[0], str) else None
-    namespace = session.query(Namespace).filter_by(name=target).one_or_none() if target else None
-    if target is None and body.kind in KINDS and not KINDS[body.kind].publishes:
-        require_any(tok, "write")  # writes nothing to the registry (a base evaluated, infer on a base): any writer
-    else:
-        require(tok, namespace or target, "write")
-    job = job_service.create_job(
-        request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
-        params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,
-        idempotency_key=idempotency_key, settings=request.app.state.settings,
-        queue_routes=request.app.state.settings.queue_routes, readable=_readable(session, tok),
-        caller=f"token-{tok.id}" if tok else "anonymous", session=session)
-    if wait:
-        job = job_service.wait_for(request.app.state.session_factory, job.id, wait)
-    return job_service.job_to_dict(job)
+    with request.app.state.session_factory() as session:
+        namespace = session.query(Namespace).filter_by(name=target).one_or_none() if target else None
+        if target is None and body.kind in KINDS and not KINDS[body.kind].publishes:
+            require_any(tok, "write")  # writes nothing to the registry (a base evaluated, infer on a base): any writer
+        else:
+            require(tok, namespace or target, "write")
+        settings = request.app.state.settings
+        return job_service.create_job(
+            request.app.state.session_factory, kind=body.kind, inputs=body.inputs,
+            params=body.params, output=output, created_by=f"token:{tok.prefix}" if tok else None,
+            idempotency_key=idempotency_key, settings=settings, queue_routes=settings.queue_routes,
+            readable=_readable(session, tok), caller=f"token-{tok.id}" if tok else "anonymous", session=session)
 
 
 @router.get("", summary="List jobs, newest first", response_model=JobList, responses=errors(401, 422))
