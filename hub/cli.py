@@ -141,12 +141,18 @@ def worker_cmd(queues: str = typer.Option("gpu,cpu", help="Comma-separated queue
                device: str = typer.Option(None, help="auto | cpu | cuda | cuda:N (default: ADAPTARIUM_DEVICE or auto: "
                                                      "CUDA when available). One worker process per GPU."),
                dtype: str = typer.Option(None, help="auto | float32 | bfloat16 | float16 for the bases (default: "
-                                                    "ADAPTARIUM_DTYPE or auto: bf16 on a GPU that has it, else fp32).")):
+                                                    "ADAPTARIUM_DTYPE or auto: bf16 on a GPU that has it, else fp32)."),
+               base_cache_gb: float = typer.Option(None, help="Keep at most this many GB of base weights loaded, least "
+                                                              "recently used dropped first (default: "
+                                                              "ADAPTARIUM_BASE_CACHE_GB; 0 = no bound)."),
+               base_cache_bases: int = typer.Option(None, help="... and at most this many bases (default: "
+                                                               "ADAPTARIUM_BASE_CACHE_BASES; 0 = no bound).")):
     """Run a Celery worker for jobs (on GPU hosts: --queues gpu --device cuda:N; on CPU hosts: --queues cpu)."""
     from workers.main import WorkerSetupError, run_worker
 
     try:
-        run_worker([q.strip() for q in queues.split(",") if q.strip()], concurrency, device=device, dtype=dtype)
+        run_worker([q.strip() for q in queues.split(",") if q.strip()], concurrency, device=device, dtype=dtype,
+                   base_cache_gb=base_cache_gb, base_cache_bases=base_cache_bases)
     except WorkerSetupError as exc:  # a device/dtype/cache bound the worker cannot honour: say so before any job
         _fail(str(exc))
 

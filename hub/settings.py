@@ -34,6 +34,7 @@ class Settings:
     device: str = "auto"  # worker: auto | cpu | cuda | cuda:N (lora.device.resolve)
     dtype: str = "auto"  # worker: auto | float32 | bfloat16 | float16 for the bases it loads
     base_cache_gb: float = 0  # worker: bound on the bases kept loaded (least recently used evicted); 0 = no bound
+    base_cache_bases: int = 0  # worker: ... and on how many of them; 0 = no bound (either bound may be set, or both)
     worker_heartbeat_seconds: float = 10  # how often a worker refreshes its row in the fleet view
     # an API process trusts a token it verified for this long: a revocation from another process (the CLI) takes
     # effect within it; 0 checks the database on every request
@@ -61,6 +62,7 @@ class Settings:
             device=env.get("ADAPTARIUM_DEVICE", "auto"),
             dtype=env.get("ADAPTARIUM_DTYPE", "auto"),
             base_cache_gb=float(env.get("ADAPTARIUM_BASE_CACHE_GB", "0")),
+            base_cache_bases=int(env.get("ADAPTARIUM_BASE_CACHE_BASES", "0")),
             worker_heartbeat_seconds=float(env.get("ADAPTARIUM_WORKER_HEARTBEAT_SECONDS", "10")),
             token_cache_seconds=float(env.get("ADAPTARIUM_TOKEN_CACHE_SECONDS", "2")),
         )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hub import gc, registry
 from hub.api import gc as gc_routes, views
-from hub.api.deps import can_read, db, require, settings, store, token
+from hub.api.deps import can_read, db, require, settings, store, token, token_without_session
 from hub.api.files import blob_response
 from hub.api.openapi import Name, errors, file_download, multipart_upload
 from hub.api.uploads import ReceivedForm, receive_form
@@ -179,11 +179,16 @@ def make_router(kind: str, plural: str) -> APIRouter:
         return views.adapter_view(session, visible(session, tok, ns, name))
 
     @router.get("/{ns}/{name}/versions", response_model=views.VersionList, responses=NAMED)
-    def versions(ns: Name, name: Name, session: Session = Depends(db),
-                 tok: ApiToken | None = Depends(token)) -> Response:
-        artifact = visible(session, tok, ns, name)
-        body = views.version_list_json(session, artifact, registry.version_summaries(session, artifact))
-        return Response(body, media_type="application/json")  # already JSON: see version_list_json
+    async def versions(ns: Name, name: Name, request: Request,
+                       tok: ApiToken | None = Depends(token_without_session)) -> Response:
+        """One trip to a pool thread for the whole listing, its session opened and closed there (a sync route with
+        Depends(db) takes three: the session's open and close, and the route)."""
+        def listing() -> bytes:
+            with request.app.state.session_factory() as session:
+                artifact = visible(session, tok, ns, name)
+                return views.version_list_json(session, artifact, registry.version_summaries(session, artifact))
+
+        return Response(await run_in_threadpool(listing), media_type="application/json")  # see version_list_json
 
     @router.get("/{ns}/{name}/versions/{ref}", response_model=views.VersionView, responses=NAMED)
     def version(ns: Name, name: Name, ref: str, session: Session = Depends(db),

@@ -126,22 +126,24 @@ def version_list_json(session: Session, adapter: Artifact, rows) -> bytes:
     by_version: dict[int, list[str]] = {}
     for name, version_id in session.execute(select(Tag.name, Tag.version_id).where(Tag.adapter_id == adapter.id)):
         by_version.setdefault(version_id, []).append(name)
-    ns, base = adapter.namespace.name, adapter.base.name if adapter.base is not None else None
+    ns, name = adapter.namespace.name, adapter.name
     dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+    # what every entry shares, encoded once: '{"namespace":...,"name":...,"kind":...,"base":...,'
+    head = dumps({"namespace": ns, "name": name, "kind": adapter.kind,
+                  "base": adapter.base.name if adapter.base is not None else None})[:-1] + ","
     items = []
     for row in rows:
         summary = {"peft_type": row.peft_type if isinstance(row.peft_type, str) else None, "r": _number(row.r),
                    "lora_alpha": _number(row.lora_alpha), "target_module_count": row.target_module_count}
-        scalars = dumps({
-            "namespace": ns, "name": adapter.name, "kind": adapter.kind, "number": row.number,
-            "ref": f"{ns}/{adapter.name}@{row.number}", "base": base, "created_by": row.created_by,
+        own = dumps({
+            "number": row.number, "ref": f"{ns}/{name}@{row.number}", "created_by": row.created_by,
             "job_id": row.job_id, "yanked": bool(row.yanked), "created_at": iso_utc(row.created_at),
             "tags": sorted(by_version.get(row.id, ())),
             # datasets and generators have no PEFT config: nothing to summarise
             "config_summary": summary if any(v is not None for v in summary.values()) else None,
         })
         metrics = row.metrics if row.metrics not in (None, "null") else "{}"
-        items.append(f'{scalars[:-1]},"files":{row.files},"metrics":{metrics}}}')
+        items.append(f'{head}{own[1:-1]},"files":{row.files},"metrics":{metrics}}}')
     return f'{{"items":[{",".join(items)}]}}'.encode()
 
 

@@ -83,6 +83,7 @@ def test_unknown_values_are_refused_listing_the_accepted_ones(dev, dtype, listed
     (["--device", "bogus"], "unknown device 'bogus': use auto, cpu, cuda or cuda:N"),
     (["--device", "cpu", "--dtype", "int8"], "unknown dtype 'int8': use auto, float32, bfloat16, float16"),
     (["--device", "cuda"], "torch sees no CUDA device"),
+    (["--device", "cpu", "--base-cache-bases", "-2"], "the base cache count must be a non-negative whole number"),
 ])
 def test_worker_cli_exits_non_zero_naming_the_bad_value_before_starting(args, message):
     done = subprocess.run([sys.executable, "-m", "hub.cli", "worker", "--queues", "cpu", *args], cwd=ROOT,
@@ -104,8 +105,12 @@ def test_worker_prepare_applies_the_placement_and_the_cache_bound(fresh_cache):
     placement = prepare("cpu", "bfloat16", 0.5)
     assert device.current() == placement == Placement(torch.device("cpu"), torch.bfloat16)
     assert bases._limit == {"bytes": 2**29, "count": None}
+    prepare("cpu", "bfloat16", 0, base_cache_bases=2)
+    assert bases._limit == {"bytes": None, "count": 2}
     with pytest.raises(WorkerSetupError, match="non-negative"):
         prepare("cpu", "float32", float("nan"))
+    with pytest.raises(WorkerSetupError, match="whole number"):
+        prepare("cpu", "float32", 0, base_cache_bases=-1)
     with pytest.raises(WorkerSetupError, match="unknown dtype"):
         prepare("cpu", "double", 0)
     assert device.current() == placement  # a refused setup changes nothing
