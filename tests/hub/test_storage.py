@@ -38,6 +38,29 @@ def test_staging_hashes_while_streaming_and_commit_deduplicates(store):
     assert _staged_files(store) == []
 
 
+def test_a_file_under_one_batch_is_hashed_written_and_inspected_without_helper_threads(store, monkeypatch):
+    import threading
+
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), real_start(self))[1])
+    seen = []
+    staging = store.staging(inspect=seen.append)
+    for _ in range(4):
+        staging.write(b"0123456789" * 1000)  # 40 KB in all: a config, a small adapter
+    staged = staging.finish()
+    assert started == []  # nothing to overlap: the work is done inline at finish
+    data = b"0123456789" * 4000
+    assert staged.sha256 == hashlib.sha256(data).hexdigest() and staged.path.read_bytes() == data
+    assert b"".join(seen) == data  # the inspector saw every byte
+    failing = store.staging(inspect=lambda chunk: (_ for _ in ()).throw(ValueError("bad tensor")))
+    failing.write(b"x" * 100)
+    with pytest.raises(ValueError, match="bad tensor"):  # an inspector's refusal still fails the staging
+        failing.finish()
+    assert staged.path.exists() and len(_staged_files(store)) == 1  # ... and removes its own file only
+    store.discard(staged)
+
+
 def test_too_large_upload_is_refused_and_leaves_no_temp_file(store):
     staging = store.staging(max_bytes=1000)
     staging.write(b"x" * 600)
