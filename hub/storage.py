@@ -36,6 +36,11 @@ _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 _PARTIAL_NAME = re.compile(rf"^{re.escape(PARTIAL)}(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[0-9a-f]{{32}}$")
 
 
+class BlobMissing(FileNotFoundError):
+    """A blob a version names is not in the store (deleted by hand, a restore that missed it): data loss, not a bad
+    request. Raised by `read` before its first chunk, so a download can say so instead of breaking mid-stream."""
+
+
 class UploadTooLarge(Exception):
     def __init__(self, limit: int):
         super().__init__(f"upload larger than the limit of {limit} bytes")
@@ -312,8 +317,12 @@ class LocalBlobStore(BlobStore):
 
     def read(self, sha256, start=0, length=None, chunk_size=1 << 20):
         path = self._path(sha256)
-        remaining = path.stat().st_size - start if length is None else length
-        with open(path, "rb") as f:
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            raise BlobMissing(sha256) from None
+        remaining = os.fstat(f.fileno()).st_size - start if length is None else length
+        with f:
             f.seek(start)
             while remaining > 0:
                 chunk = f.read(min(chunk_size, remaining))
@@ -393,7 +402,14 @@ class S3BlobStore(BlobStore):
         return stat.size
 
     def read(self, sha256, start=0, length=None, chunk_size=1 << 20):
-        response = self.client.get_object(self.bucket, self._key(sha256), offset=start, length=length or 0)
+        from minio.error import S3Error
+
+        try:
+            response = self.client.get_object(self.bucket, self._key(sha256), offset=start, length=length or 0)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                raise BlobMissing(sha256) from None
+            raise
         try:
             yield from response.stream(chunk_size)
         finally:

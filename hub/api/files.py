@@ -5,12 +5,16 @@ store yields 1 MiB chunks, so a download never holds a whole file in memory.
 """
 from __future__ import annotations
 
+import itertools
+import logging
 import re
 
 from fastapi import HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
-from hub.storage import BlobStore
+from hub.storage import BlobMissing, BlobStore
+
+logger = logging.getLogger("adaptarium.api")
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -47,7 +51,14 @@ def blob_response(request: Request, store: BlobStore, entry: dict, media_type: s
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(store.read(sha, start=start, length=length), status_code=status, headers=headers,
+    chunks = store.read(sha, start=start, length=length)
+    try:
+        first = next(chunks, b"")  # opened here, so a missing blob is an answer of its own, not a cut-off stream
+    except BlobMissing:
+        logger.error("blob %s (%s) is named by a version but missing from the store", sha, entry["name"])
+        raise HTTPException(500, f"the stored content of {entry['name']} (sha256 {sha}) is missing from the blob "
+                                 "store; an operator has to restore it") from None
+    return StreamingResponse(itertools.chain([first], chunks), status_code=status, headers=headers,
                              media_type=media_type)
 
 
