@@ -10,7 +10,6 @@ from pathlib import Path
 
 from celery import Celery
 
-from hub.models import Job
 from hub.settings import Settings
 
 TASK_NAME = "adaptarium.run_job"
@@ -52,13 +51,13 @@ def _client(broker_url: str, visibility_timeout: int) -> Celery:
     return app
 
 
-def send_job(job: Job, settings: Settings | None = None) -> None:
-    """Send a stored job to its queue, under the Celery task id the row holds (so a cancel can revoke it)."""
+def send_job(job_id: str, queue: str, task_id: str, settings: Settings | None = None) -> None:
+    """Send a stored job to its queue, under the Celery task id its row holds (so a cancel can revoke it)."""
     settings = settings or Settings.from_env()
     # bounded retries: an unreachable broker must not hold an API request for long (the job is already stored)
-    _client(settings.broker_url, settings.visibility_timeout).send_task(TASK_NAME, args=[job.id], queue=job.queue, task_id=job.celery_task_id,
-                                           retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2,
-                                                                     "interval_step": 0.5, "interval_max": 1})
+    _client(settings.broker_url, settings.visibility_timeout).send_task(
+        TASK_NAME, args=[job_id], queue=queue, task_id=task_id, retry=True,
+        retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1})
 
 
 def revoke(task_id: str, settings: Settings | None = None) -> None:

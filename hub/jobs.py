@@ -105,8 +105,8 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
     `session`: the API request's own session (its token and namespace lookups already ran on it), so a submit holds
     one pooled connection instead of two; it is committed here and left open for its owner to close. The two rows
     go in through `_insert_job`, Core statements with no ORM unit of work (that was a sixth of a submit, issue 11)."""
-    request_hash = _request_hash(kind, inputs, params, output)
     scoped_key = f"{caller}:{idempotency_key}" if idempotency_key else None
+    request_hash = _request_hash(kind, inputs, params, output) if scoped_key else None  # only a key is compared
     with (nullcontext(session) if session is not None else session_factory()) as s:
         if scoped_key:
             existing = s.scalars(select(Job).where(Job.idempotency_key == scoped_key)).first()
@@ -133,9 +133,9 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
             if existing is None:
                 raise
             return _same_request(existing, request_hash)
-    job = Job(**row)  # transient: what was stored, for the dispatch and the answer
-    _dispatch_or_defer(session_factory, job, settings)
-    return job
+    # sent before the transient Job for the answer is built: what happens before the send is on the way to the worker
+    _dispatch_or_defer(session_factory, row["id"], row["queue"], row["celery_task_id"], settings)
+    return Job(**row)
 
 
 def _insert_job(session: Session, row: dict) -> None:
@@ -171,13 +171,13 @@ def _same_request(existing: Job, request_hash: str) -> Job:
     return existing
 
 
-def _dispatch_or_defer(session_factory: sessionmaker, job: Job, settings) -> None:
+def _dispatch_or_defer(session_factory: sessionmaker, job_id: str, queue: str, task_id: str, settings) -> None:
     """Send the job to the broker; if the broker is down the job stays queued (the row is the truth) and the workers'
     recovery sweep sends it again once the broker is back, so the caller still gets its 202."""
     try:
-        dispatch.send_job(job, settings=settings)
+        dispatch.send_job(job_id, queue, task_id, settings=settings)
     except Exception as exc:  # kombu raises OperationalError and friends; any failure means "not sent"
-        append_event(session_factory, job.id, "log", {"message": f"broker unavailable, dispatch deferred: {exc}"})
+        append_event(session_factory, job_id, "log", {"message": f"broker unavailable, dispatch deferred: {exc}"})
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -270,7 +270,7 @@ def retry(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
         job.celery_task_id = uuid.uuid4().hex  # the old message id may be revoked
         _append(s, job_id, "state", {"state": "queued", "retry": True})
         s.commit()
-        _dispatch_or_defer(session_factory, job, settings)
+        _dispatch_or_defer(session_factory, job.id, job.queue, job.celery_task_id, settings)
     with session_factory() as s:
         return get_job(s, job_id)
 

@@ -26,7 +26,7 @@ def sweep(queues: list[str]) -> list[str]:
                  if j.queue in queues]
     for job in found:
         log.warning("re-dispatching job %s (message presumed lost)", job.id)
-        dispatch.send_job(job, settings=services.settings)
+        dispatch.send_job(job.id, job.queue, job.celery_task_id, settings=services.settings)
     return [job.id for job in found]
 
 
