@@ -429,7 +429,7 @@ def summarize(rounds: dict) -> dict:
 def markdown(report: dict) -> str:
     lines = [f"# Metadata API: Adaptarium vs MLflow {report['mlflow_version']} ({report['stamp']})", "",
              f"One server process each, {CLIENTS} client threads, median of {report['runs']} interleaved rounds; "
-             f"{report['machine']}, shared with other people's test runs while measured.", "",
+             f"{report['machine']}, the client threads on the same machine (Notes: what else ran).", "",
              "Ratios are Adaptarium / MLflow (throughput at 16 clients; MLflow's p50 / ours for latency); goal: "
              "throughput ratio >= 2 everywhere.", ""]
     for kind, results in report["databases"].items():
