@@ -176,6 +176,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
 
     @router.get("/{ns}/{name}", response_model=views.ArtifactView, responses=NAMED)
     def show(ns: Name, name: Name, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+        registry.one_statement_transactions(session)  # PostgreSQL: no BEGIN/ROLLBACK round trips around the reads
         return views.adapter_view(session, visible(session, tok, ns, name))
 
     @router.get("/{ns}/{name}/versions", response_model=views.VersionList, responses=NAMED)
