@@ -80,14 +80,17 @@ class TokenCache:
 
     def cached(self, plaintext: str) -> ApiToken | None:
         """The token if it was verified within `ttl_s`, else None (which means "look it up", not "invalid")."""
-        hit = self._entries.get(hash_token(plaintext))
+        return self._fresh(hash_token(plaintext))
+
+    def _fresh(self, digest: str) -> ApiToken | None:
+        hit = self._entries.get(digest)
         return hit[0] if hit is not None and hit[1] > time.monotonic() else None
 
     def authenticate(self, session: Session, plaintext: str) -> ApiToken | None:
-        hit = self.cached(plaintext)
+        digest = hash_token(plaintext)
+        hit = self._fresh(digest)
         if hit is not None:
             return hit
-        digest = hash_token(plaintext)
         token = authenticate(session, plaintext)
         if token is None:
             self._entries.pop(digest, None)

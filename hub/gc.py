@@ -62,12 +62,20 @@ def _aware(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
 
 
-def _upsert(session: Session, sha256: str, size: int, created_at: datetime, refresh: bool):
-    """Insert the blob row or, when it exists, lock it (and with `refresh` set its claim to `created_at`)."""
-    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = module.insert(Blob).values(sha256=sha256, size=size, created_at=created_at)
+def _lock_row(session: Session, sha256: str) -> None:
+    """Take the blob row's lock: insert it (a placeholder claim at the epoch) or, when it exists, touch nothing."""
+    session.execute(_upsert_statement(session.get_bind().dialect.name, refresh=False),
+                    {"sha256": sha256, "size": 0, "created_at": _EPOCH})
+
+
+@functools.cache
+def _upsert_statement(dialect: str, refresh: bool):
+    """INSERT a blob row ... ON CONFLICT: with `refresh` the existing row's claim moves to the new `created_at` (a
+    claim), without it the row is only locked (sha256 set to itself). Built once per dialect and kind, values bound."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(Blob.__table__)
     update = {"created_at": statement.excluded.created_at} if refresh else {"sha256": statement.excluded.sha256}
-    session.execute(statement.on_conflict_do_update(index_elements=["sha256"], set_=update))
+    return statement.on_conflict_do_update(index_elements=["sha256"], set_=update)
 
 
 def _named_by_a_version(session: Session, sha256: str) -> bool:
@@ -81,17 +89,8 @@ def claim_blobs(session_factory: sessionmaker, files: dict[str, int]) -> datetim
     rows = [{"sha256": sha256, "size": size, "created_at": stamp}
             for sha256, size in sorted(files.items())]  # one lock order for every writer
     with session_factory() as session, session.begin():
-        session.connection().execute(_claim_statement(session.get_bind().dialect.name), rows)
+        session.connection().execute(_upsert_statement(session.get_bind().dialect.name, refresh=True), rows)
     return stamp
-
-
-@functools.cache
-def _claim_statement(dialect: str):
-    """`_upsert` with refresh, built once per dialect (an upload's claim is on every upload's path)."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(Blob.__table__)
-    return statement.on_conflict_do_update(index_elements=["sha256"],
-                                           set_={"created_at": statement.excluded.created_at})
 
 
 def release_blobs(session_factory: sessionmaker, store: BlobStore, shas: list[str], stamp: datetime) -> list[str]:
@@ -101,7 +100,7 @@ def release_blobs(session_factory: sessionmaker, store: BlobStore, shas: list[st
     removed = []
     for sha256 in sorted(set(shas)):
         with session_factory() as session:
-            _upsert(session, sha256, 0, _EPOCH, refresh=False)  # the row lock
+            _lock_row(session, sha256)
             row = session.get(Blob, sha256, populate_existing=True)
             if abs(_aware(row.created_at) - stamp) > timedelta(microseconds=1) or _named_by_a_version(session, sha256):
                 session.rollback()  # claimed again since, or published: not ours to delete
@@ -116,7 +115,7 @@ def release_blobs(session_factory: sessionmaker, store: BlobStore, shas: list[st
 def _collect_one(session_factory: sessionmaker, store: BlobStore, sha256: str, cutoff: float) -> int | None:
     """Delete one blob if it is still garbage under its row lock; its size, or None when it was kept."""
     with session_factory() as session:
-        _upsert(session, sha256, 0, _EPOCH, refresh=False)  # takes the lock; a new row is rolled back if we keep it
+        _lock_row(session, sha256)  # a new row is rolled back if we keep the blob
         row = session.get(Blob, sha256, populate_existing=True)
         modified = store.modified(sha256)
         if (_aware(row.created_at).timestamp() > cutoff or _named_by_a_version(session, sha256)

@@ -288,18 +288,15 @@ class LocalBlobStore(BlobStore):
             return False
         except FileNotFoundError:
             pass
-        self._fsync_file(staged.path)  # the bytes are on disk before the rename can make them a blob
+        self._fsync(staged.path)  # the bytes are on disk before the rename can make them a blob
         if not target.parent.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._fsync_dir(self.root)  # the new <sha[:2]> directory's own entry
+            self._fsync(self.root)  # the new <sha[:2]> directory's own entry
         os.replace(staged.path, target)
-        self._fsync_dir(target.parent)  # the rename itself
+        self._fsync(target.parent)  # the rename itself
         return True
 
-    def _fsync_dir(self, directory: Path) -> None:
-        self._fsync_file(directory)
-
-    def _fsync_file(self, path: Path) -> None:
+    def _fsync(self, path: Path) -> None:
         """fsync through a read-only descriptor: on Linux it flushes the file's (or directory's) data whoever wrote it."""
         if not self.durable:
             return

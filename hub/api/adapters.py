@@ -156,15 +156,16 @@ def make_router(kind: str, plural: str) -> APIRouter:
                  openapi_extra=multipart_upload(allowed, tuple(f for f in allowed if f != "README.md")))
     async def upload(ns: Name, name: Name, request: Request, blobs: BlobStore = Depends(store),
                      cfg: Settings = Depends(settings)) -> dict:
-        """See `_upload_steps` for why this route takes no request-long session and when it answers 503."""
+        """See `_store_and_publish` for why this route takes no request-long session, and UploadSlots for when it
+        answers 503."""
         registry.check_name(ns, "namespace")
         registry.check_name(name, f"{kind} name")
         session_factory = request.app.state.session_factory
         tok = await run_in_threadpool(_authorize_upload, request, session_factory, ns)
         async with upload_slot(request.app):
             form = await receive_form(request, blobs, allowed, cfg.max_upload_bytes, inspectors)
-            version, tags = await _upload_steps(session_factory, blobs, form, prepare, kind=kind, namespace=ns,
-                                                name=name, created_by=f"token:{tok.prefix}" if tok else None)
+            version, tags = await run_in_threadpool(_store_and_publish, session_factory, blobs, form, prepare, kind,
+                                                    ns, name, f"token:{tok.prefix}" if tok else None)
         request.app.state.metrics.versions_created.labels(kind).inc()
         return views.version_view(None, version, tags=tags)  # the version as published: no query needed
 
@@ -319,22 +320,16 @@ def _authorize_upload(request: Request, session_factory, ns: str) -> ApiToken | 
         return tok
 
 
-async def _upload_steps(session_factory, blobs: BlobStore, form: ReceivedForm, prepare, *, kind: str, namespace: str,
-                        name: str, created_by: str | None) -> tuple[ArtifactVersion, list[str]]:
-    """Validate, claim, store and publish a received form; the new version (detached) and its tags.
-
-    One trip to a pool thread for all of it (each trip costs a hand-off each way). Each step that needs the database
-    opens and closes its own short session: no connection is held while a body streams or while another step waits.
-    The files' sha256s are claimed (hub.gc) before they are stored, so a concurrent garbage collection cannot remove
-    a blob this upload is about to publish; on any failure the staged files are discarded and the claimed blobs
-    released, which deletes those nobody else wants: a failed upload leaves no blob behind (what a release could not
-    do, the collector does after its grace period)."""
-    return await run_in_threadpool(_store_and_publish, session_factory, blobs, form, prepare, kind, namespace, name,
-                                   created_by)
-
-
 def _store_and_publish(session_factory, blobs: BlobStore, form: ReceivedForm, prepare, kind: str, namespace: str,
                        name: str, created_by: str | None) -> tuple[ArtifactVersion, list[str]]:
+    """Validate, claim, store and publish a received form; the new version (detached) and its tags.
+
+    Run on a pool thread, all of it in one trip (each trip costs a hand-off each way). Each step that needs the
+    database opens and closes its own short session: no connection is held while a body streams or while another
+    step waits. The files' sha256s are claimed (hub.gc) before they are stored, so a concurrent garbage collection
+    cannot remove a blob this upload is about to publish; on any failure the staged files are discarded and the
+    claimed blobs released, which deletes those nobody else wants: a failed upload leaves no blob behind (what a
+    release could not do, the collector does after its grace period)."""
     stamp = None
     try:
         with session_factory() as session:
