@@ -315,12 +315,15 @@ def stale_jobs(session: Session, stale_after: float, queued_after: float) -> lis
 
 
 
-def record_progress(session_factory: sessionmaker, job_id: str, fraction: float, stage: str | None) -> None:
-    """The runner's progress report: the row's progress and stage (and a heartbeat), plus a progress event."""
+def record_progress(session_factory: sessionmaker, job_id: str, fraction: float, stage: str | None,
+                    steps: tuple[int, int] | None = None) -> None:
+    """The runner's progress report: the row's progress and stage (and a heartbeat), plus a progress event that
+    carries the stage's step and step count when the method reports them (the dashboard's "step N of M")."""
     with session_factory() as s:
         job = s.get(Job, job_id)
         job.progress, job.stage, job.heartbeat_at = round(min(max(fraction, 0.0), 1.0), 4), stage, utcnow()
-        _append(s, job_id, "progress", {"progress": job.progress, "stage": stage})
+        _append(s, job_id, "progress", {"progress": job.progress, "stage": stage,
+                                        **({"step": steps[0], "total": steps[1]} if steps else {})})
         s.commit()
 
 

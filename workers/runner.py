@@ -111,13 +111,13 @@ class RegistryContext:
         with self.services.session_factory() as s:
             return registry.children_of(s, version.id, relation, object)
 
-    def progress(self, fraction: float, stage: str | None = None) -> None:
+    def progress(self, fraction: float, stage: str | None = None, steps: tuple[int, int] | None = None) -> None:
         last_fraction, last_stage, last_time = self._last_progress
         now = time.monotonic()
         if stage == last_stage and fraction < 1.0 and fraction - last_fraction < 0.01 and now - last_time < 1.0:
             return  # throttle: the dashboard needs percent steps, not one row per micro-step
         self._last_progress = (fraction, stage, now)
-        jobs.record_progress(self.services.session_factory, self.job_id, fraction, stage)
+        jobs.record_progress(self.services.session_factory, self.job_id, fraction, stage, steps)
 
     def log(self, message: str) -> None:
         jobs.append_event(self.services.session_factory, self.job_id, "log", {"message": message})

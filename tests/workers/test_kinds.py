@@ -31,6 +31,14 @@ def test_train_lowers_the_loss_and_fits_the_base():
     assert out.metrics["train/steps"] == 20
 
 
+def test_train_progress_events_count_the_steps_so_pages_can_show_step_n_of_m():
+    ctx = LocalContext()
+    train(ctx, steps=6)
+    counted = [(d["step"], d["total"]) for kind, d in ctx.events if kind == "progress" and "step" in d]
+    assert counted[-1] == (6, 6) and [s for s, _ in counted] == sorted(s for s, _ in counted)
+    assert {t for _, t in counted} == {6}
+
+
 def test_train_stops_when_cancelled():
     class CancelLater(LocalContext):
         def check_cancelled(self):

@@ -49,7 +49,7 @@ class JobContext(Protocol):
     def load_base(self, base_name: str): ...
     def load_dataset(self, ref: str) -> list[tuple[str, str]]: ...
     def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]: ...
-    def progress(self, fraction: float, stage: str | None = None) -> None: ...
+    def progress(self, fraction: float, stage: str | None = None, steps: tuple[int, int] | None = None) -> None: ...
     def log(self, message: str) -> None: ...
     def metric(self, name: str, value: float, step: int | None = None) -> None: ...
     def check_cancelled(self) -> None: ...
@@ -94,7 +94,7 @@ def method_progress(ctx: JobContext, start: float = 0.0, end: float = 1.0,
 
     def report(stage: str, done: int, total: int, metrics=None) -> None:
         low, high = (stages or {}).get(stage, (start, end))
-        ctx.progress(low + (high - low) * done / max(total, 1), stage)
+        ctx.progress(low + (high - low) * done / max(total, 1), stage, steps=(done, total))
         for name, value in (metrics or {}).items():
             ctx.metric(name, value, done)
         ctx.check_cancelled()
@@ -140,8 +140,9 @@ class LocalContext:
     def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]:
         return list(self.lineage.get((ref, relation), []))
 
-    def progress(self, fraction: float, stage: str | None = None) -> None:
-        self.events.append(("progress", {"progress": fraction, "stage": stage}))
+    def progress(self, fraction: float, stage: str | None = None, steps: tuple[int, int] | None = None) -> None:
+        self.events.append(("progress", {"progress": fraction, "stage": stage,
+                                         **({"step": steps[0], "total": steps[1]} if steps else {})}))
 
     def log(self, message: str) -> None:
         self.events.append(("log", {"message": message}))
