@@ -7,6 +7,7 @@ All functions take the base model and an optional Adapter, applied only for the 
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import torch
@@ -48,14 +49,32 @@ def cut_at_stop(text: str, stop) -> str:
 
 
 class _StopOnStrings(StoppingCriteria):
-    """Ends each row as soon as its continuation contains a stop string (rows finish independently)."""
+    """Ends each row as soon as its continuation contains one of that row's stop strings (rows finish
+    independently). Only the last few tokens of a row are decoded per step: a stop string of L characters ends
+    within the last 4·L + 4 tokens (a token decodes to at least one character, or to a byte of one), so the check
+    costs the same at token 5 and token 500."""
 
-    def __init__(self, tokenizer, prompt_len: int, stop):
-        self.tokenizer, self.prompt_len, self.stop = tokenizer, prompt_len, [s for s in stop if s]
+    def __init__(self, tokenizer, prompt_len: int, stops: list[tuple[str, ...]]):
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+        self.stops = [tuple(s for s in row if s) for row in stops]
+        self.window = 4 * max((len(s) for row in self.stops for s in row), default=0) + 4
 
     def __call__(self, input_ids, scores, **kwargs):
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
-        return torch.tensor([any(s in t for s in self.stop) for t in texts], device=input_ids.device)
+        start = max(self.prompt_len, input_ids.shape[1] - self.window)
+        texts = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in row) for t, row in zip(texts, self.stops)], device=input_ids.device)
+
+
+def _per_row_stops(stop, count: int) -> list[tuple[str, ...]]:
+    """`stop` is either stop strings for every row ("\n" or ("\n", ".")) or one sequence of them per prompt."""
+    if isinstance(stop, str):
+        return [(stop,)] * count
+    stop = list(stop or ())
+    if all(isinstance(s, str) for s in stop):
+        return [tuple(stop)] * count
+    if len(stop) != count:
+        raise ValueError(f"per-row stop strings: {len(stop)} rows of them for {count} prompts")
+    return [(row,) if isinstance(row, str) else tuple(row) for row in stop]
 
 
 @torch.no_grad()
@@ -64,24 +83,36 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, do_
              adapter: Adapter | None = None, batch_size: int = BATCH) -> list[str]:
     """Continuations of each prompt (the prompt itself not included), cut before the first stop string and at EOS.
 
-    Batched with left padding. Sampling is seeded and does not disturb the caller's random stream."""
+    `stop` holds stop strings for every row, or one sequence of them per prompt. Batched with left padding; greedy
+    decoding batches prompts of similar length together (less padding, same outputs: a row's greedy continuation
+    does not depend on its batch) and returns them in the caller's order. Sampling keeps the caller's order in its
+    batches, so a seed gives the same samples as before, and does not disturb the caller's random stream."""
     device = _device(model)
     tokenizer.padding_side = "left"
+    stops = _per_row_stops(stop, len(prompts))
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=do_sample,
                               pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                               **({"temperature": temperature, "top_p": top_p} if do_sample else {}))
-    outputs: list[str] = []
+    order = list(range(len(prompts)))
+    if not do_sample:
+        lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=True)["input_ids"]] if prompts \
+            else []
+        order.sort(key=lambda i: lengths[i])
+    outputs: list[str | None] = [None] * len(prompts)
     with _maybe_applied(model, adapter) as m, \
             torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start:start + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            enc = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True).to(device)
             width = enc["input_ids"].shape[1]
-            criteria = StoppingCriteriaList([_StopOnStrings(tokenizer, width, stop)]) if stop else None
+            row_stops = [stops[i] for i in rows]
+            criteria = StoppingCriteriaList([_StopOnStrings(tokenizer, width, row_stops)]) \
+                if any(row_stops) else None
             out = m.generate(**enc, generation_config=config, stopping_criteria=criteria)
             texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-            outputs.extend(cut_at_stop(t, stop) for t in texts)
+            for i, text, row_stop in zip(rows, texts, row_stops):
+                outputs[i] = cut_at_stop(text, row_stop)
     return outputs
 
 
@@ -130,17 +161,31 @@ def yes_no_prob(model, tokenizer, prompts: list[str], adapter: Adapter | None = 
     return torch.sigmoid(torch.tensor(ll_yes) - torch.tensor(ll_no))
 
 
+def item_scores(predictions: list[str], references: list[str]) -> list[int]:
+    """1 where a prediction equals its reference after stripping surrounding whitespace, else 0 (exact_match's
+    items: what a paired comparison of two systems on the same items needs)."""
+    if len(predictions) != len(references):
+        raise ValueError("predictions and references differ in length")
+    return [int(p.strip() == r.strip()) for p, r in zip(predictions, references)]
+
+
 def evaluate_task(model, tokenizer, adapter: Adapter | None, examples: list[dict],
-                  max_new_tokens: int | None = None) -> dict:
-    """Greedy generation on {"prompt", "completion"} examples, scored by exact match."""
+                  max_new_tokens: int | None = None, batch_size: int = BATCH) -> dict:
+    """Greedy generation on {"prompt", "completion"} examples, scored by exact match.
+
+    Returns {"exact_match", "n", "correct" (per item, 0/1), "seconds", "items_per_s"} (generation time only)."""
     if not examples:
         raise ValueError("no examples to evaluate")
     if max_new_tokens is None:  # room for the longest reference, plus a little
         max_new_tokens = max(len(tokenizer(e["completion"], add_special_tokens=False)["input_ids"])
                              for e in examples) + 2
+    start = time.perf_counter()
     predictions = generate(model, tokenizer, [e["prompt"] for e in examples], max_new_tokens=max_new_tokens,
-                           adapter=adapter)
-    return {"exact_match": exact_match(predictions, [e["completion"] for e in examples]), "n": len(examples)}
+                           adapter=adapter, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    correct = item_scores(predictions, [e["completion"] for e in examples])
+    return {"exact_match": sum(correct) / len(correct), "n": len(examples), "correct": correct,
+            "seconds": round(seconds, 4), "items_per_s": round(len(examples) / max(seconds, 1e-9), 2)}
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@ import torch
 
 from lora.adapter import Adapter
 from lora.bases import module_shapes, tiny_model
-from lora.evaluation import applied, cut_at_stop, exact_match, generate, hidden_state_mean, loglik, yes_no_prob
+from lora.evaluation import applied, cut_at_stop, evaluate_task, exact_match, generate, hidden_state_mean, loglik, yes_no_prob
 from lora.gating import lora_delta_scale
 from lora.training import TrainConfig, train_lora
 
@@ -43,6 +43,36 @@ def test_batched_left_padded_generation_equals_one_at_a_time(base, adapter):
     batched = generate(model, tok, prompts, max_new_tokens=6, stop=(), adapter=adapter)
     single = [generate(model, tok, [p], max_new_tokens=6, stop=(), adapter=adapter)[0] for p in prompts]
     assert batched == single
+
+
+def test_batches_of_mixed_lengths_and_stops_equal_one_at_a_time_greedy(base, adapter):
+    """Length-sorted batches of 2 out of 7 prompts, each row with its own stop string: every output is what the
+    prompt alone gives, in the caller's order."""
+    model, tok = base
+    prompts = ["q", "a much longer prompt here", "mid", "zz top", "b", "another fairly long one", "xy"]
+    alone = [generate(model, tok, [p], max_new_tokens=10, stop=(), adapter=adapter)[0] for p in prompts]
+    stops = [(text[4],) for text in alone]  # a character each row really produces, different per row
+    batched = generate(model, tok, prompts, max_new_tokens=10, stop=stops, adapter=adapter, batch_size=2)
+    assert batched == [cut_at_stop(text, stop) for text, stop in zip(alone, stops)]
+    assert any(len(b) < len(a) for a, b in zip(alone, batched))  # the stops did cut rows
+
+
+def test_per_row_stops_must_match_the_prompts(base):
+    model, tok = base
+    with pytest.raises(ValueError, match="2 rows of them for 3 prompts"):
+        generate(model, tok, ["a", "b", "c"], max_new_tokens=2, stop=[("x",), ("y",)])
+
+
+def test_evaluate_task_scores_every_item(base, adapter):
+    model, tok = base
+    prompts = ["ab", "cd", "ef"]
+    outputs = generate(model, tok, prompts, max_new_tokens=4, adapter=adapter, stop=("\n",))
+    examples = [{"prompt": prompts[0], "completion": " " + outputs[0] + " "},
+                {"prompt": prompts[1], "completion": "surely not this"},
+                {"prompt": prompts[2], "completion": outputs[2]}]
+    scores = evaluate_task(model, tok, adapter, examples, max_new_tokens=4)
+    assert scores["correct"] == [1, 0, 1] and scores["n"] == 3 and scores["exact_match"] == pytest.approx(2 / 3)
+    assert scores["items_per_s"] > 0 and scores["seconds"] > 0
 
 
 def test_sampling_is_seeded(base):
