@@ -2,6 +2,8 @@
 
     merge(adapters, MergeConfig(method="lego")) -> Adapter
     merge_with_report(adapters, config, progress=None) -> (Adapter, report dict)
+    fit_merge(adapters, config, model, tokenizer, examples, progress=None) -> (Adapter, report dict)
+        the same merge with coefficients fitted on a few examples per input (merging.fit)
 
 The output is a plain PEFT adapter on the same base with scaling 1 on every module (alpha = rank there)."""
 from __future__ import annotations
@@ -18,7 +20,7 @@ from merging.errors import MergeError
 from merging.inputs import check_weights, parts_by_module
 from merging.registry import METHODS
 
-__all__ = ["METHODS", "MergeConfig", "MergeError", "merge", "merge_with_report"]
+__all__ = ["METHODS", "MergeConfig", "MergeError", "fit_merge", "merge", "merge_with_report"]
 
 
 def merge(adapters: list[Adapter], config: MergeConfig) -> Adapter:
@@ -70,3 +72,6 @@ def merge_with_report(adapters: list[Adapter], config: MergeConfig, progress=Non
     if config.method == "lego":
         report["k"] = resolved.rank
     return adapter, report
+
+
+from merging.fit import fit_merge  # noqa: E402 - fit builds on merge_with_report above

@@ -26,6 +26,18 @@ class MergeConfig:
     # The split between A and B is arbitrary in LoRA (B carries the folded alpha/r), so a joint norm over [a; b]
     # would be dominated by whichever side happens to be larger; "joint" is kept to measure that choice.
     parameter_norm: str = "separate"
+    # fitted coefficients (merging.fit, LoraHub-style), used only by fit_merge: which coefficients are searched
+    # ("input": one weight per input, any method; "cluster": LEGO only, one scale per merged rank-1 unit of every
+    # module, many more dimensions), how many loss evaluations CMA-ES may spend (the unfitted start included; 40 is
+    # LoraHub's default and enough for 2-8 per-input weights), the weight of the L1 term on the coefficients'
+    # distance from the unfitted merge's, CMA-ES's initial step, the coefficients' range, and how many examples
+    # per input are scored (the first ones)
+    fit_granularity: str = "input"
+    fit_budget: int = 40
+    fit_l1: float = 0.05
+    fit_sigma: float = 0.3
+    fit_bound: float = 3.0
+    fit_examples: int = 20
 
     def to_dict(self) -> dict:
         return asdict(self)
