@@ -103,7 +103,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, do_
             torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = sorted(order[start:start + batch_size])  # a batch keeps the caller's order: one batch is the
+            # prompts as given, so a caller that scales rows of the batch (O3's gate) sees its own row order
             enc = tokenizer([prompts[i] for i in rows], return_tensors="pt", padding=True).to(device)
             width = enc["input_ids"].shape[1]
             row_stops = [stops[i] for i in rows]

@@ -2,16 +2,18 @@
 
     h = W·x + ΔW_task·x + w(x)·ΔW_unlearn·x
 
-with w(x) the max over the state's detectors of their soft weights (unlearning/gate.py), one weight per input.
+with w(x) the max over the state's detectors of their gates (the calibrated gate of lora/gating.py by default, the
+paper's soft weight of unlearning/gate.py for the ablation and for states made before it), one weight per input.
 
 The base is wrapped with two PEFT LoRA adapters, the task adapter ("default") and the unlearning LoRA ("unlearn"),
 both active; PEFT adds their deltas one after the other, and a forward hook on each "unlearn" lora_B scales that
-delta row by row (the mechanism of lora.gating, restricted to one adapter). Hence:
+delta row by row (lora.gating.lora_delta_scale, restricted to that adapter). Hence:
   - gate = 0: the unlearning delta is multiplied by 0 and adds exactly nothing, so logits equal the task adapter's
     bit for bit;
   - gate = "off" (no hook, w = 1): the same function as the version's primary (concatenated) adapter, up to float
     rounding;
-  - gate = "auto": the detectors decide per input; gate = a number forces that weight on every input.
+  - gate = "auto": the detectors decide per input; gate = a number forces that weight on every input. With the
+    calibrated gate an input far from every forget set gets exactly 0, so exactly the task adapter.
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 import torch
 from peft import set_peft_model_state_dict
-from peft.tuners.lora import LoraLayer
 
-from lora.evaluation import exact_match, generate
+from lora.evaluation import generate, item_scores
+from lora.gating import gate_summary, lora_delta_scale
 from lora.wrapping import wrapped
 from unlearning.encoder import keep_rng
 from unlearning.state import O3State
@@ -30,6 +32,7 @@ from unlearning.state import O3State
 TASK = "default"
 UNLEARN = "unlearn"
 BATCH = 16
+DETECTOR_GATES = ("auto", "calibrated", "paper")
 
 
 @contextmanager
@@ -55,48 +58,30 @@ def o3_applied(model, state: O3State):
         yield peft_model
 
 
-@contextmanager
 def unlearn_delta_scale(peft_model, weights):
     """Inside the block row i of every forward pass gets w[i]·ΔW_unlearn·x (the task delta is untouched)."""
-    weights = torch.as_tensor(np.asarray(weights, dtype=np.float32)).flatten()
-
-    def hook(module, inputs, output):
-        if output.shape[0] != weights.shape[0]:
-            raise ValueError(f"gate has {weights.shape[0]} weights but the batch has {output.shape[0]} rows")
-        w = weights.to(device=output.device, dtype=output.dtype)
-        return output * w.view(-1, *([1] * (output.dim() - 1)))
-
-    handles = []
-    for module in peft_model.modules():
-        if isinstance(module, LoraLayer) and UNLEARN in module.lora_B:
-            if getattr(module, "merged", False):
-                raise ValueError("gating needs unmerged LoRA layers")
-            handles.append(module.lora_B[UNLEARN].register_forward_hook(hook))
-    if not handles:
-        raise ValueError("model has no unlearning LoRA layers to gate")
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
+    return lora_delta_scale(peft_model, weights, adapter_names=[UNLEARN])
 
 
-def detector_weights(state: O3State, prompts: list[str]) -> np.ndarray:
-    """(n_detectors, n_prompts): each request's detector's soft weight for each prompt."""
+def detector_weights(state: O3State, prompts: list[str], gate: str = "auto") -> np.ndarray:
+    """(n_detectors, n_prompts): each request's detector's weight for each prompt, under the gate it was made with
+    ("auto") or under "calibrated" / "paper" for every detector (the ablation)."""
     if not state.detectors:
         raise ValueError("the O3 state has no detectors")
-    return np.stack([d.weights(prompts) for d in state.detectors])
+    kind = None if gate == "auto" else gate
+    return np.stack([d.weights_from_scores(d.scores(prompts), kind) for d in state.detectors])
 
 
 def gate_weights(state: O3State, prompts: list[str], gate="auto") -> np.ndarray:
-    """w(x) per prompt: "auto" = max over the detectors, "off" = 1, a number = that number for every prompt."""
-    if gate == "auto":
-        return detector_weights(state, prompts).max(axis=0)
+    """w(x) per prompt: "auto" = max over the detectors of each one's own gate, "calibrated" / "paper" = max under
+    that gate for every detector, "off" = 1, a number = that number for every prompt."""
+    if gate in DETECTOR_GATES:
+        return detector_weights(state, prompts, gate).max(axis=0)
     if gate == "off":
         return np.ones(len(prompts))
     if isinstance(gate, (int, float)) and not isinstance(gate, bool) and 0.0 <= float(gate) <= 1.0:
         return np.full(len(prompts), float(gate))
-    raise ValueError(f"gate must be 'auto', 'off' or a number in [0, 1], got {gate!r}")
+    raise ValueError(f"gate must be one of {list(DETECTOR_GATES)}, 'off' or a number in [0, 1], got {gate!r}")
 
 
 @torch.no_grad()
@@ -126,7 +111,8 @@ def gated_generate(model, tokenizer, state: O3State, prompts: list[str], gate="a
 def gated_evaluate(model, tokenizer, state: O3State, examples: list[dict], gate="auto",
                    max_new_tokens: int | None = None) -> dict:
     """lora.evaluation.evaluate_task for an O3 version: greedy gated generation on {"prompt", "completion"}
-    examples, exact match; also reports the mean gate weight (how much of the unlearning LoRA the examples got)."""
+    examples, exact match; also reports how much of the unlearning LoRA the examples got: the mean gate weight and
+    its distribution (lora.gating.gate_summary: quantiles, fractions open ≥ 0.9 and closed ≤ 0.05)."""
     if not examples:
         raise ValueError("no examples to evaluate")
     if max_new_tokens is None:  # room for the longest reference, plus a little (as evaluate_task)
@@ -134,5 +120,6 @@ def gated_evaluate(model, tokenizer, state: O3State, examples: list[dict], gate=
                              for e in examples) + 2
     predictions, weights = gated_generate(model, tokenizer, state, [e["prompt"] for e in examples], gate=gate,
                                           max_new_tokens=max_new_tokens)
-    return {"exact_match": exact_match(predictions, [e["completion"] for e in examples]), "n": len(examples),
-            "gate_mean": float(np.mean(weights))}
+    correct = item_scores(predictions, [e["completion"] for e in examples])
+    return {"exact_match": sum(correct) / len(correct), "n": len(examples), "correct": correct,
+            "gate_mean": float(np.mean(weights)), "gate": gate_summary(weights), "gate_weights": [round(float(w), 4) for w in weights]}

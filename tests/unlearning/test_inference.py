@@ -93,7 +93,9 @@ def test_gated_evaluate_scores_exact_match_with_the_gate(base, second, task):
     predictions = generate(model, tok, [e["prompt"] for e in examples], max_new_tokens=longest + 2,
                            adapter=second.state.task)
     expected = np.mean([p.strip() == e["completion"].strip() for p, e in zip(predictions, examples)])
-    assert result == {"exact_match": pytest.approx(expected), "n": 4, "gate_mean": 0.0}
+    correct = [int(p.strip() == e["completion"].strip()) for p, e in zip(predictions, examples)]
+    assert result == {"exact_match": pytest.approx(expected), "n": 4, "gate_mean": 0.0, "correct": correct,
+                      "gate_weights": [0.0] * 4}
     assert 0 < gated_evaluate(model, tok, second.state, examples)["gate_mean"] < 1
 
 

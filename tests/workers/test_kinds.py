@@ -62,7 +62,12 @@ def test_evaluate_and_merge_on_trained_adapters():
                                  "t/b@1": (b.adapter, {**info, "ref": "t/b@1"})}, inputs=["t/a@1"])
     (scores,) = runner_for("evaluate")(ctx, validate_job("evaluate", ["t/a@1"],
                                                          {"task": "builtin:caesar_shift?n=8&test=8&seed=3"}, None))
-    assert 0 <= scores.metrics["eval/caesar_shift/exact_match"] <= 1 and scores.data == scores.metrics
+    assert 0 <= scores.metrics["eval/caesar_shift/exact_match"] <= 1
+    # the job's data adds the per-item scores (for paired comparisons); the version's metrics stay aggregates
+    correct = scores.data.pop("eval/caesar_shift/correct")
+    assert len(correct) == 8 and set(correct) <= {"0", "1"}
+    assert correct.count("1") / 8 == scores.metrics["eval/caesar_shift/exact_match"]
+    assert scores.data.pop("eval/caesar_shift/items_per_s") > 0 and scores.data == scores.metrics
     ctx.inputs = ["t/a@1", "t/b@1"]
     for method in ("lego", "linear"):
         (merged,) = runner_for("merge")(ctx, validate_job("merge", ctx.inputs, {"method": method, "rank": 4}, OUT))

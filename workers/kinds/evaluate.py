@@ -30,8 +30,14 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
         scores = evaluate_task(model, tokenizer, adapter, examples, max_new_tokens=params.get("max_new_tokens"))
     ctx.metric(f"eval/{name}/exact_match", scores["exact_match"])
     metrics = {f"eval/{name}/exact_match": scores["exact_match"], f"eval/{name}/n": scores["n"]}
+    # per item, in the examples' order, for paired comparisons (bench/quality): on the job only, not the version
+    items = {f"eval/{name}/correct": "".join(str(c) for c in scores["correct"])}
+    if "items_per_s" in scores:
+        items[f"eval/{name}/items_per_s"] = scores["items_per_s"]
     if state is not None:
         metrics[f"eval/{name}/gate_mean"] = scores["gate_mean"]
+        items[f"eval/{name}/gate_weights"] = scores["gate_weights"]
     elif params.get("gate") == "off" and adapter is not None and any(n.startswith("o3/") for n in info.get("files", ())):
         metrics = {f"eval/{name}/ungated/{k.rsplit('/', 1)[1]}": v for k, v in metrics.items()}
-    return [Output(metrics=metrics, data=metrics)]
+        items = {f"eval/{name}/ungated/{k.rsplit('/', 1)[1]}": v for k, v in items.items()}
+    return [Output(metrics=metrics, data={**metrics, **items})]
