@@ -20,6 +20,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 BUILTIN_TASKS = ("add_constant", "boolean_expressions", "caesar_shift", "object_counting", "two_step_arithmetic",
                  "word_sorting")
 NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
+# Bounds the worker can take: a seed goes to numpy and torch, and numpy's legacy seeding takes at most 2**32-1 (a seed
+# of 10**30 passed submit and failed in the worker); free-form strings and lists are bounded so a job's params stay
+# small (a 1 MB `options` list was accepted).
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 10_000_000  # any other count without a tighter limit of its own
+MAX_TEXT, MAX_ITEMS = 500, 256
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 REF = re.compile(rf"^{NAME}/{NAME}(@[A-Za-z0-9._-]{{1,64}})?$")
 
 
@@ -67,16 +74,21 @@ def _checker(marker: Ref):
 def ref(object: str, relation: str | None = None, builtin: bool = False):
     """The type of a params field naming a registry object: a string checked for shape, carrying its Ref marker."""
     marker = Ref(object, relation, builtin)
-    return Annotated[str, marker, AfterValidator(_checker(marker))]
+    return Annotated[str, Field(max_length=MAX_TEXT), marker, AfterValidator(_checker(marker))]
 
 
-Task = Annotated[str, AfterValidator(check_task)]
+def Seed():
+    return Field(0, ge=0, le=MAX_SEED)
+
+
+Task = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(check_task)]
 
 
 class Params(BaseModel):
-    """Base of every kind's params: unknown fields and non-finite numbers are refused."""
+    """Base of every kind's params: unknown fields and non-finite numbers are refused, and types are strict ("8" is
+    not 8 and true is not 1: a coerced value is a guess about what the caller meant; an int is still a float)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     def check_inputs(self, inputs: list[str]) -> None:
         """Rules that tie params to the job's inputs (raise ValueError); none by default."""
@@ -99,12 +111,12 @@ class LoraFields(Params):
 
     rank: int = Field(8, ge=1, le=1024)
     lora_alpha: float = Field(16.0, gt=0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1)
+    target_modules: list[Text] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1, max_length=MAX_ITEMS)
     steps: int = Field(100, ge=1, le=100_000)
     lr: float = Field(2e-4, gt=0, le=1)
     batch_size: int = Field(8, ge=1, le=1024)
     max_len: int = Field(256, ge=8, le=8192)
-    seed: int = Field(0, ge=0)
+    seed: int = Seed()
 
 
 class TrainParams(TaskOrDataset, LoraFields):
@@ -112,9 +124,9 @@ class TrainParams(TaskOrDataset, LoraFields):
 
     base: ref("base")
     grad_accum: int = Field(1, ge=1, le=1024)
-    warmup: int = Field(0, ge=0)
+    warmup: int = Field(0, ge=0, le=100_000)
     weight_decay: float = Field(0.0, ge=0)
-    checkpoint_every: int | None = Field(None, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1, le=100_000)
     use_rslora: bool = False
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     # also make a Trans-LoRA kit (discriminator + seeds, default KitConfig) at the end, while the data is at hand
@@ -145,26 +157,43 @@ class MergeParams(Params):
     """merging.MergeConfig."""
 
     method: Literal["lego", "linear", "cat", "svd", "ties", "dare_linear", "dare_ties"] = "lego"
-    weights: list[float] | None = None
+    weights: list[float] | None = Field(None, max_length=64)
     rank: int | None = Field(None, ge=1, le=4096)
     density: float | None = Field(None, gt=0, le=1)
     majority_sign_method: Literal["total", "frequency"] = "total"
-    seed: int = 0
+    seed: int = Seed()
     n_init: int = Field(4, ge=1, le=100)
     max_iter: int = Field(50, ge=1, le=10_000)
     parameter_reweighting: bool = True
     output_reweighting: bool = True
     parameter_norm: Literal["separate", "joint"] = "separate"
+    # fitted coefficients: a few examples per input (a dataset version or builtin:<task>, one per input, in order);
+    # without `fit` the fit_* fields are unused. merging.config.MergeConfig documents each field and its default.
+    fit: list[ref("dataset", relation="fitted_on", builtin=True)] | None = Field(None, min_length=1, max_length=64)
+    fit_granularity: Literal["input", "cluster"] = "input"
+    fit_budget: int = Field(40, ge=1, le=2000, description="loss evaluations CMA-ES may spend, the unfitted start "
+                                                            "included")
+    fit_l1: float = Field(0.05, ge=0, le=100)
+    fit_sigma: float = Field(0.3, gt=0, le=10)
+    fit_bound: float = Field(3.0, gt=0, le=100)
+    fit_examples: int = Field(20, ge=1, le=256, description="examples scored per input (the first ones)")
 
     @model_validator(mode="after")
-    def _density_where_needed(self):
+    def _cross_field_rules(self):
         if self.method in ("ties", "dare_linear", "dare_ties") and self.density is None:
             raise ValueError(f"method {self.method!r} needs a density in (0, 1]: the fraction of entries it keeps")
+        if self.fit_granularity == "cluster" and self.method != "lego":
+            raise ValueError(f'fit_granularity "cluster" needs method "lego" (its clusters), got {self.method!r}')
+        if self.fit is not None and self.weights is not None and max(map(abs, self.weights)) > self.fit_bound:
+            raise ValueError(f"fitting starts from params.weights, which must lie within ±fit_bound ({self.fit_bound})")
         return self
 
     def check_inputs(self, inputs: list[str]) -> None:
         if self.weights is not None and len(self.weights) != len(inputs):
             raise ValueError(f"params.weights has {len(self.weights)} entries for {len(inputs)} inputs")
+        if self.fit is not None and len(self.fit) != len(inputs):
+            raise ValueError(f"params.fit has {len(self.fit)} entries for {len(inputs)} inputs: give one example "
+                             "set (a dataset or builtin:<task>) per input, in the inputs' order")
 
 
 class NoopParams(Params):
@@ -196,13 +225,13 @@ class TransferParams(LoraFields):
     data: Literal["filtered", "unfiltered", "seeds_only"] = "filtered"
     synthetic_size: int | None = Field(None, ge=1, le=100_000)
     max_attempts: int = Field(0, ge=0, le=10_000_000)
-    give_up_after: int = Field(64, ge=1)
+    give_up_after: int = Field(64, ge=1, le=MAX_COUNT)
     temperature: float = Field(1.0, gt=0, le=10)
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(64, ge=1, le=2048)
     candidate_batch_size: int = Field(16, ge=1, le=1024)
     label_max_new_tokens: int = Field(64, ge=1, le=2048)
-    label_stop: list[str] = Field(default_factory=lambda: ["\n"])
+    label_stop: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=lambda: ["\n"], max_length=16)
     measure_mmd: bool = True
 
 
@@ -213,14 +242,15 @@ class UnlearnParams(LoraFields):
     forget: ref("dataset", relation="forgets", builtin=True)
     reference: ref("dataset", builtin=True) | None = None
     relabel: Literal["refusal", "wrong_option"] = "refusal"
-    options: list[str] = Field(default_factory=list)
+    options: list[Text] = Field(default_factory=list, max_length=MAX_ITEMS)
     lambda_orth: float = Field(0.1, ge=0)
     lr: float = Field(1e-3, gt=0, le=1)  # a forget set is small and must be overwritten in ~100 steps
     used_fraction: float = Field(0.8, gt=0, lt=1)
     mask_prob: float = Field(0.15, gt=0, lt=1)
     detector_rank: int = Field(8, ge=1, le=1024)
     detector_alpha: float = Field(16.0, gt=0)
-    detector_target_modules: list[str] = Field(default_factory=lambda: ["query", "value"], min_length=1)
+    detector_target_modules: list[Text] = Field(default_factory=lambda: ["query", "value"], min_length=1,
+                                                max_length=MAX_ITEMS)
     detector_steps: int = Field(100, ge=1, le=100_000)
     detector_lr: float = Field(5e-4, gt=0, le=1)
     detector_batch_size: int = Field(8, ge=2, le=1024)
@@ -229,7 +259,7 @@ class UnlearnParams(LoraFields):
     nu: float = Field(0.1, gt=0, le=1)
     zeta: float = Field(10.0, gt=0)
     one_sided_gate: bool = True
-    min_forget_examples: int = Field(10, ge=2)
+    min_forget_examples: int = Field(10, ge=2, le=MAX_COUNT)
 
 
 MAX_PROMPTS, MAX_PROMPT_CHARS = 64, 4000
@@ -242,7 +272,7 @@ class InferParams(Params):
     prompts: list[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]] = Field(min_length=1, max_length=MAX_PROMPTS)
     max_new_tokens: int = Field(64, ge=1, le=512)
     temperature: float = Field(0.0, ge=0, le=10)
-    seed: int = Field(0, ge=0)
+    seed: int = Seed()
     gate: Literal["auto", "off"] = "auto"
 
     def check_inputs(self, inputs: list[str]) -> None:
@@ -255,7 +285,7 @@ class TrainGeneratorParams(Params):
     trajectory). Hidden-state conditions come from each input's own training data (train/source in its metrics);
     text conditions from `descriptions`, one per input."""
 
-    descriptions: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = None
+    descriptions: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(None, max_length=64)
     condition: Literal["hidden_state", "text"] = "hidden_state"
     condition_examples: int = Field(8, ge=1, le=256)
     condition_with_adapter: bool = False
@@ -269,7 +299,7 @@ class TrainGeneratorParams(Params):
     epochs: int = Field(200, ge=1, le=100_000)
     lr: float = Field(3e-3, gt=0, le=1)
     batch_size: int = Field(8, ge=1, le=4096)
-    seed: int = 0
+    seed: int = Seed()
 
     @model_validator(mode="after")
     def _text_needs_descriptions(self):
@@ -291,7 +321,7 @@ class GenerateParams(Params):
     samples: int = Field(1, ge=1, le=64)
     select: Literal["none", "likelihood"] = "none"
     temperature: float = Field(1.0, ge=0, le=10)
-    seed: int = 0
+    seed: int = Seed()
 
     @model_validator(mode="after")
     def _selection_needs_examples(self):

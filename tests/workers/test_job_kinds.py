@@ -15,7 +15,7 @@ from tests.api.conftest import TINY_BASE, make_adapter_dir, upload
 EXAMPLES = {
     "train": ([], {"base": TINY_BASE, "dataset": "pub/data@1"}),
     "evaluate": (["pub/a@1"], {"dataset": "pub/data@1"}),
-    "merge": (["pub/a@1", "pub/b@1"], {"method": "linear"}),
+    "merge": (["pub/a@1", "pub/b@1"], {"method": "linear", "fit": ["pub/data@1", "builtin:word_sorting?n=8"]}),
     "noop": ([], {}),
     "transfer_kit": (["pub/a@1"], {"dataset": "pub/data@1", "seeds": 2}),
     "transfer": (["pub/a@1"], {"target_base": TINY_BASE, "kit": "pub/kit@1", "evaluate": "pub/data@1"}),
