@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hub import json_safety
+
 
 class DatasetError(ValueError):
     pass
@@ -23,9 +25,11 @@ def validate_jsonl(path: str | Path, max_line_bytes: int = 1024 * 1024) -> int:
             if not raw.strip():
                 continue  # blank lines (e.g. a trailing newline) carry nothing
             try:
-                record = json.loads(raw)
+                record = json_safety.loads(raw, f"line {number}")
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise DatasetError(f"line {number}: not valid JSON ({exc})") from None
+            except json_safety.UnsafeJson as exc:  # a NUL or nesting too deep: the same refusal as any JSON we take
+                raise DatasetError(str(exc)) from None
             if not isinstance(record, dict):
                 raise DatasetError(f"line {number}: expected a JSON object with prompt and completion")
             for key in ("prompt", "completion"):

@@ -19,6 +19,7 @@ import time
 
 import regex
 
+from hub import json_safety
 from hub.safetensors_header import FLOAT_DTYPES, TensorInfo
 
 PREFIX = "base_model.model."
@@ -84,9 +85,12 @@ def parse_adapter_config(raw: bytes) -> dict:
     """The config as a dict; refuses anything PEFT could not load, and NaN or infinite numbers anywhere in it (Python's
     json accepts `Infinity`, `NaN` and `1e999`; `"lora_alpha": Infinity` would make every weight NaN)."""
     try:
-        config = json.loads(raw.decode("utf-8"), parse_constant=_refuse_non_finite, parse_float=_finite_float)
+        config = json_safety.loads(raw.decode("utf-8"), "adapter_config.json", parse_constant=_refuse_non_finite,
+                                   parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AdapterValidationError(f"adapter_config.json is not valid JSON: {exc}") from None
+    except json_safety.UnsafeJson as exc:  # a NUL (PostgreSQL cannot store it) or nesting too deep
+        raise AdapterValidationError(str(exc)) from None
     if not isinstance(config, dict):
         raise AdapterValidationError("adapter_config.json must be a JSON object")
     if config.get("peft_type") != "LORA":

@@ -13,11 +13,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel as Schema, Field, StrictInt
+from pydantic import BaseModel as Schema, ConfigDict, Field, StrictInt
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from hub import gc, registry
+from hub import gc, json_safety, registry
 from hub.api import gc as gc_routes, views
 from hub.api.deps import can_read, db, require, settings, store, token, token_without_session
 from hub.api.files import blob_response
@@ -102,7 +102,10 @@ def _prepare_generator(session: Session, form: ReceivedForm) -> dict:
     if form.files["generator_config.json"].size > MAX_CONFIG_BYTES:
         raise Invalid(f"generator_config.json is larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        config = json.loads(form.files["generator_config.json"].path.read_bytes(), parse_constant=_no_constant)
+        config = json_safety.loads(form.files["generator_config.json"].path.read_bytes(), "generator_config.json",
+                                   parse_constant=_no_constant)
+    except json_safety.UnsafeJson as exc:
+        raise Invalid(str(exc)) from None
     except ValueError as exc:
         raise Invalid(f"generator_config.json is not valid JSON: {exc}") from None
     if not isinstance(config, dict):
@@ -121,9 +124,11 @@ def _prepare_generator(session: Session, form: ReceivedForm) -> dict:
 
 
 class TagIn(Schema):
-    """The body of PUT .../tags/{tag}. Any integer: one that no version has is a 404, like any version not there."""
+    """The body of PUT .../tags/{tag}. A number a version can have (1 to the column's 2^31-1; past it PostgreSQL
+    refused the statement, a 500): one that no version has is a 404, like any version not there."""
 
-    version: StrictInt = Field(examples=[1])
+    model_config = ConfigDict(extra="forbid")
+    version: StrictInt = Field(ge=1, le=MAX_VERSION, examples=[1])
 
 
 PREPARE = {"adapter": (ADAPTER_FILES, _prepare_adapter), "dataset": (DATASET_FILES, _prepare_dataset),
@@ -140,9 +145,17 @@ def make_router(kind: str, plural: str) -> APIRouter:
     inspectors = {"adapter_model.safetensors": lambda: NonFiniteScanner().feed} if kind == "adapter" else {}
 
     def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Artifact:
+        """The artifact, or the same 404 as for one not there when the caller may not read it (no 401/403 that
+        would tell an anonymous caller a private object exists)."""
         artifact = registry.get_adapter(session, kind, ns, name)
         if not can_read(tok, artifact.namespace):
-            require(tok, artifact.namespace, "read")
+            raise NotFound(f"no {kind} {ns}/{name}")
+        return artifact
+
+    def writable(session: Session, tok: ApiToken | None, ns: str, name: str) -> Artifact:
+        """For the write routes: 404 unless readable (as above), then 401/403 unless the caller may write."""
+        artifact = visible(session, tok, ns, name)
+        require(tok, artifact.namespace, "write")
         return artifact
 
     def resolve(session: Session, artifact: Artifact, ref: str):
@@ -230,8 +243,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
         # check), the upsert that finds the version and moves the tag (a transaction by itself), the adapter's latest
         # version and its tags (a comment, not a docstring: FastAPI would publish a docstring in the OpenAPI schema).
         registry.one_statement_transactions(session)
-        artifact = registry.get_adapter(session, kind, ns, name)
-        require(tok, artifact.namespace, "write")
+        artifact = writable(session, tok, ns, name)
         number = body.version
         if tag in ("latest", "main") or tag.isdigit() or not registry.valid_name(tag):
             raise Invalid(f"{tag!r} cannot be a tag name (reserved, numeric, or not [A-Za-z0-9._-])")
@@ -241,11 +253,13 @@ def make_router(kind: str, plural: str) -> APIRouter:
         session.commit()
         return view
 
-    @router.delete("/{ns}/{name}/versions/{number}", response_model=views.VersionView, responses=NAMED)
-    def yank(ns: Name, name: Name, number: VersionNumber, session: Session = Depends(db),
+    # {ref}, like the GET beside it, so the document has one path with both methods (a DELETE of a ref that is not a
+    # number is the 422 it declares, not a route the document does not know)
+    @router.delete("/{ns}/{name}/versions/{ref}", response_model=views.VersionView, responses=NAMED)
+    def yank(ns: Name, name: Name, ref: VersionNumber, session: Session = Depends(db),
              tok: ApiToken | None = Depends(token)) -> dict:
-        artifact = registry.get_adapter(session, kind, ns, name)
-        require(tok, artifact.namespace, "write")
+        number = ref
+        artifact = writable(session, tok, ns, name)
         registry.yank(session, artifact, number)
         session.commit()
         return views.version_view(session, registry.resolve_version(session, kind, ns, name, str(number)))
@@ -253,8 +267,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.patch("/{ns}/{name}/versions/{number}/metrics", response_model=views.VersionView, responses=NAMED_WITH_BODY)
     def add_metrics(ns: Name, name: Name, number: VersionNumber, body: dict = Body(...), session: Session = Depends(db),
                     tok: ApiToken | None = Depends(token)) -> dict:
-        artifact = registry.get_adapter(session, kind, ns, name)
-        require(tok, artifact.namespace, "write")
+        writable(session, tok, ns, name)
         v = registry.resolve_version(session, kind, ns, name, str(number))
         try:
             json.dumps(body, allow_nan=False)

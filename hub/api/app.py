@@ -10,9 +10,10 @@ import logging
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
 
-from hub.api import adapters, bases, hf, jobs, namespaces, workers
+from hub.api import adapters, bases, edge, hf, jobs, namespaces, workers
 from hub.api.metrics import HubMetrics, MetricsMiddleware
 from hub.dashboard import mount_dashboard
 from hub.db import make_engine, make_session_factory
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.kinds_router)
     app.include_router(hf.router)  # Hub-compatible paths live at the root, as huggingface_hub builds them
     mount_dashboard(app)
+    app.add_exception_handler(StarletteHTTPException, edge.http_error)  # 405s name every method of their path
+    app.add_middleware(edge.UnsafeInputMiddleware)  # NUL and over-deep JSON: 422 before any route (issue 27)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyReadTimeoutMiddleware)
     app.add_middleware(ErrorsKeepConnectionMiddleware)  # outermost of ours: catches what everything inside raises

@@ -26,7 +26,8 @@ from hub.registry import NotFound
 from hub.storage import BlobStore
 
 router = APIRouter(tags=["huggingface-compatible"], responses=errors(503))
-# the Hub's answers: 401 for a private repo asked anonymously, 404 (X-Error-Code says which) for everything else
+# 401 for a bad token; 404 (X-Error-Code says which) for everything not there or not readable, so an anonymous caller
+# cannot tell a private repository from a missing one (issue 27)
 HF_ERRORS = errors(401, 404, 422, why={
     404: "no such repository, revision or file (X-Error-Code: RepoNotFound, RevisionNotFound or EntryNotFound), or a "
          "repository the caller may not read"})
@@ -62,8 +63,8 @@ def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: s
         artifact = registry.get_adapter(session, kind, ns, name)
     except NotFound:
         raise _HfError(404, "RepoNotFound", f"repository {ns}/{name} not found") from None
-    if not can_read(tok, artifact.namespace):  # hide private repos exactly like the Hub does
-        raise _HfError(401 if tok is None else 404, "RepoNotFound", f"repository {ns}/{name} not found")
+    if not can_read(tok, artifact.namespace):  # exactly like a repository that is not there, anonymous or not
+        raise _HfError(404, "RepoNotFound", f"repository {ns}/{name} not found")
     if _COMMIT.match(rev):
         for version in registry.list_versions(session, artifact):
             if commit_id(version) == rev:

@@ -110,7 +110,10 @@ class _FormCollector:
             self.form.files[self._file_name] = self._staging.finish()
             self._staging = None
         elif self._field_name is not None:
-            self.form.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
+            value = self._field_value.decode("utf-8", "replace")
+            if "\x00" in value:  # PostgreSQL cannot store it (a description with one was a 500 there)
+                raise _Reject(422, f"form field {self._field_name!r} holds a NUL character")
+            self.form.fields[self._field_name] = value
 
     def abort(self) -> None:
         if self._staging is not None:

@@ -36,10 +36,10 @@ def test_private_namespace_reads_need_a_token(registered, tmp_path):
         assert upload(admin, "open", "o", make_adapter_dir(tmp_path / "o")).status_code == 201
     with registered.client(token=None) as anon:
         assert [a["name"] for a in anon.get("/api/v1/adapters").json()["items"]] == ["o"]
-        assert anon.get("/api/v1/adapters/secret/s/versions/1").status_code == 401
+        assert anon.get("/api/v1/adapters/secret/s/versions/1").status_code == 404  # as if not there
         assert anon.get("/api/v1/adapters/open/o/versions/1").status_code == 200
     with registered.client(token=registered.token("elsewhere", "read")) as wrong:
-        assert wrong.get("/api/v1/adapters/secret/s/versions/1/files/adapter_config.json").status_code == 403
+        assert wrong.get("/api/v1/adapters/secret/s/versions/1/files/adapter_config.json").status_code == 404
     with registered.client(token=registered.token("secret", "read")) as right:
         assert right.get("/api/v1/adapters/secret/s/versions/1/files/adapter_config.json").status_code == 200
 

@@ -5,6 +5,7 @@ The adapters are written with safetensors' numpy API: a few 8x8 float tensors, e
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 
@@ -14,6 +15,7 @@ import pytest
 from safetensors.numpy import save
 
 from tests.api.conftest import start_hub
+from tests.conftest import new_pg_database
 
 SYN_BASE = "syn-base"
 SYN_MODULES = {f"model.layers.{i}.self_attn.{p}": [8, 8] for i in range(2) for p in ("q_proj", "v_proj")}
@@ -66,6 +68,18 @@ def fresh(request, tmp_path):
     yield live
     stop()
     live.app.state.engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def hub_per_database(request, tmp_path_factory):
+    """A hub per test module on each database (SQLite, and a private PostgreSQL database), local blobs, the
+    synthetic base registered: for the edge checks that must answer alike on both (issue 27)."""
+    with new_pg_database("adaptarium_mod") if request.param == "postgres" else contextlib.nullcontext() as url:
+        live, stop = start_hub(tmp_path_factory.mktemp(f"hub-{request.param}"), url)
+        register_base(live)
+        yield live
+        stop()
+        live.app.state.engine.dispose()
 
 
 def port_of(live) -> int:

@@ -35,8 +35,8 @@ def test_a_huge_version_number_to_yank_or_annotate_is_a_422(one_version, number)
         assert c.get("/api/v1/adapters/big/a/versions/1").json()["yanked"] is False
 
 
-@pytest.mark.parametrize("number", [2**31, 2**63, 10**30])
-def test_a_tag_pointing_at_a_huge_version_is_a_404(one_version, number):
+@pytest.mark.parametrize("number", [2**31, 2**63, 10**30, 0, -7390599274])
+def test_a_tag_pointing_at_a_version_number_no_version_can_have_is_a_422(one_version, number):
     with one_version.client() as c:
         r = c.put("/api/v1/adapters/big/a/tags/prod", json={"version": number})
-        assert r.status_code == 404, r.text
+        assert r.status_code == 422, r.text
