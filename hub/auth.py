@@ -18,6 +18,7 @@ from hub.models import ApiToken, Namespace, utcnow
 from hub.registry import Invalid, ensure_namespace
 
 LEVELS = {"read": 1, "write": 2, "admin": 3}
+PREFIX_CHARS = 16  # "ada_" and 12 of the token's random characters
 
 
 def hash_token(plaintext: str) -> str:
@@ -31,7 +32,10 @@ def create_token(session: Session, namespace: str | None, scopes: set[str]) -> s
         raise Invalid(f"scopes must be some of {', '.join(LEVELS)}; got {sorted(scopes)}")
     ns_id = ensure_namespace(session, namespace).id if namespace else None
     plaintext = "ada_" + secrets.token_urlsafe(30)
-    session.add(ApiToken(token_hash=hash_token(plaintext), prefix=plaintext[:8], namespace_id=ns_id,
+    # The prefix names the token in answers (a job's or a version's created_by) and tells a job's creator apart for
+    # jobs only their creator may see: 12 random characters (72 bits), so no two tokens share one in practice
+    # (tokens made before this have 4, 24 bits; the column holds 16).
+    session.add(ApiToken(token_hash=hash_token(plaintext), prefix=plaintext[:PREFIX_CHARS], namespace_id=ns_id,
                          scopes=",".join(sorted(scopes))))
     session.flush()
     return plaintext

@@ -460,7 +460,8 @@ def yank(session: Session, adapter: Artifact, number: int) -> ArtifactVersion:
 
 def lineage_of(session: Session, version: ArtifactVersion, readable=lambda namespace: True) -> dict:
     """Parents and children of a version, each {"version": ref, "object": kind, "relation", "hidden"}; an edge to a
-    version in a namespace the caller may not read keeps its relation but loses its name (version, object: None)."""
+    version in a namespace the caller may not read is only {"hidden": true}: no name, no kind and no relation (a
+    relation alone said too much: `discriminates_for` told anyone that a private transfer kit exists)."""
     def edges(column_self, column_other):
         rows = session.execute(select(Lineage.relation, ArtifactVersion)
                                .join(ArtifactVersion, ArtifactVersion.id == column_other)
@@ -471,8 +472,8 @@ def lineage_of(session: Session, version: ArtifactVersion, readable=lambda names
                 found.append({"version": version_ref(other), "object": other.artifact.kind, "relation": relation,
                               "hidden": False})
             else:
-                found.append({"version": None, "object": None, "relation": relation, "hidden": True})
-        return sorted(found, key=lambda e: (e["hidden"], e["version"] or "", e["relation"]))
+                found.append({"version": None, "object": None, "relation": None, "hidden": True})
+        return sorted(found, key=lambda e: (e["hidden"], e["version"] or "", e["relation"] or ""))
 
     return {"parents": edges(Lineage.child_id, Lineage.parent_id), "children": edges(Lineage.parent_id, Lineage.child_id)}
 

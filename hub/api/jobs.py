@@ -7,26 +7,32 @@ namespace it names, and submitting one needs write scope on the namespace it pub
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel as Schema
+from pydantic import BaseModel as Schema, ConfigDict
 from sqlalchemy.orm import Session
 
-from hub import jobs as job_service
+from hub import auth, jobs as job_service
 from hub.api.deps import can_read, db, require, require_any, token, token_without_session
 from hub.api.openapi import errors
-from hub.job_kinds import KINDS, describe, namespaces_named
+from hub.job_kinds import KINDS, describe, namespaces_named, validate_job
+from hub.job_params import JobParamsError
 from hub.models import ApiToken, Job, Namespace, iso_utc
-from hub.registry import NotFound
+from hub.registry import Invalid, NotFound
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=errors(503))
 TERMINAL = {"succeeded", "failed", "cancelled"}
+MAX_IDEMPOTENCY_KEY = 200  # stored with its caller's id in a 300-character column: a longer key was a 500 on PostgreSQL
 
 
 class JobIn(Schema):
+    """A submit's body: strict (no "8" for 8, no true for 1) and closed (an unknown key is a 422, not ignored)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     kind: str
     inputs: list[str] = []
     params: dict = {}
@@ -77,17 +83,28 @@ class EventList(Schema):
 
 
 def _readable(session: Session, tok: ApiToken | None):
-    """namespace name -> may the caller read it? (An unknown namespace holds nothing to hide.)"""
+    """namespace name -> may the caller read it? (An unknown namespace holds nothing to hide.) Each name is looked
+    up once per request, however many jobs of a listing name it."""
+    @functools.cache
     def readable(name: str) -> bool:
         ns = session.query(Namespace).filter_by(name=name).one_or_none()
         return ns is None or can_read(tok, ns)
     return readable
 
 
-def _visible(session: Session, tok: ApiToken | None, job: Job) -> bool:
-    """A job is shown only to callers who may read everything it touches: inputs, referenced objects, output."""
-    readable = _readable(session, tok)
-    return all(readable(name) for name in namespaces_named(job.kind, job.inputs, job.params, job.output))
+def _is_creator(tok: ApiToken | None, job: Job) -> bool:
+    return tok is not None and job.created_by is not None and job.created_by == f"token:{tok.prefix}"
+
+
+def _visible(session: Session, tok: ApiToken | None, job: Job, readable=None) -> bool:
+    """A job is shown only to callers who may read everything it touches: inputs, referenced objects, output. A job
+    that names no namespace at all (noop; infer or evaluate on a base alone, whose prompts and completions are the
+    creator's own) is shown only to its creator and to hub admins."""
+    named = namespaces_named(job.kind, job.inputs, job.params, job.output)
+    if not named:
+        return _is_creator(tok, job) or auth.allows(tok, None, "admin")
+    readable = readable or _readable(session, tok)
+    return all(readable(name) for name in named)
 
 
 def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
@@ -97,13 +114,39 @@ def _get_visible(session: Session, tok: ApiToken | None, job_id: str) -> Job:
     return job
 
 
+def _may_manage(session: Session, tok: ApiToken | None, job: Job) -> bool:
+    """May the caller cancel or retry the job (and see which token made it)? Hub admins may; for a job that writes
+    into the registry (a new version, or evaluate's metrics onto its input), a writer of that namespace; for one that
+    writes nothing (noop, infer), its creator or a writer of its input's namespace."""
+    if auth.allows(tok, None, "admin"):
+        return True
+    spec = KINDS.get(job.kind)
+    writes_nothing = spec is not None and not spec.publishes and spec.output != "metrics"
+    if writes_nothing and _is_creator(tok, job):
+        return True
+    target = (job.output or {}).get("namespace") or ((job.inputs or [""])[0].split("/", 1)[0])
+    if not target:
+        return False
+    ns = session.query(Namespace).filter_by(name=target).one_or_none()
+    return auth.allows(tok, ns or target, "write")
+
+
+def _view(session: Session, tok: ApiToken | None, job: Job) -> dict:
+    """The job as the caller may see it: `created_by` (a token's prefix) only for those who may manage the job."""
+    view = job_service.job_to_dict(job)
+    if view.get("created_by") and not _may_manage(session, tok, job):
+        view["created_by"] = None
+    return view
+
+
 @router.post("", status_code=202, summary="Submit a job", response_model=JobView,
              responses=errors(400, 401, 403, 409, 422, why={
                  403: "no write access to the output, or no read access to something the job names",
                  409: "Idempotency-Key reused for another request",
                  422: "bad kind, inputs, params or output; unknown or yanked references"}))
 async def submit(body: JobIn, request: Request, tok: ApiToken | None = Depends(token_without_session),
-                 idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+                 idempotency_key: str | None = Header(default=None, alias="Idempotency-Key",
+                                                      max_length=MAX_IDEMPOTENCY_KEY),
                  wait: float = Query(0, ge=0, le=60, description="seconds to wait for the job to finish before "
                                                                   "answering (for short interactive jobs such as infer)")
                  ) -> dict:
@@ -124,7 +167,10 @@ def _submit(body: JobIn, request: Request, tok: ApiToken | None, idempotency_key
         target = body.inputs[0].split("/", 1)[0] if body.inputs and isinstance(body.inputs[0], str) else None
     with request.app.state.session_factory() as session:
         namespace = session.query(Namespace).filter_by(name=target).one_or_none() if target else None
-        if target is None and body.kind in KINDS and not KINDS[body.kind].publishes:
+        spec = KINDS.get(body.kind)
+        if spec is not None and spec.output in ("data", "none") and body.inputs:
+            require_any(tok, "read")  # infer on a version writes nothing: reading it (checked with the rest) is enough
+        elif target is None and spec is not None and not spec.publishes:
             require_any(tok, "write")  # writes nothing to the registry (a base evaluated, infer on a base): any writer
         else:
             require(tok, namespace or target, "write")
@@ -140,12 +186,13 @@ def _submit(body: JobIn, request: Request, tok: ApiToken | None, idempotency_key
 def list_jobs(state: str | None = None, kind: str | None = None, limit: int = Query(200, ge=1, le=1000),
               session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     found = job_service.list_jobs(session, state=state, kind=kind, limit=limit)
-    return {"items": [job_service.job_to_dict(j) for j in found if _visible(session, tok, j)]}
+    readable = _readable(session, tok)
+    return {"items": [_view(session, tok, j) for j in found if _visible(session, tok, j, readable)]}
 
 
 @router.get("/{job_id}", response_model=JobView, responses=errors(401, 404, 422, why={404: "no such job you may see"}))
 def show(job_id: str, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
-    return job_service.job_to_dict(_get_visible(session, tok, job_id))
+    return _view(session, tok, _get_visible(session, tok, job_id))
 
 
 @router.get("/{job_id}/events", summary="Event log: JSON after a sequence number, or a Server-Sent Events stream",
@@ -195,7 +242,7 @@ def _event(e) -> dict:
 @router.post("/{job_id}/cancel", response_model=JobView, responses=errors(401, 403, 404, 409, 422))
 def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
-    _require_write(session, tok, job)
+    _require_manage(session, tok, job)
     session.rollback()
     return job_service.job_to_dict(job_service.request_cancel(request.app.state.session_factory, job_id,
                                                               settings=request.app.state.settings))
@@ -205,16 +252,35 @@ def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: A
              responses=errors(401, 403, 404, 409, 422))
 def retry(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
-    _require_write(session, tok, job)
+    _require_manage(session, tok, job)
+    _recheck(session, tok, job)
     session.rollback()
     return job_service.job_to_dict(job_service.retry(request.app.state.session_factory, job_id,
                                                        settings=request.app.state.settings))
 
 
-def _require_write(session: Session, tok: ApiToken | None, job: Job) -> None:
-    target = (job.output or {}).get("namespace") or ((job.inputs or ["/"])[0].split("/", 1)[0])
-    ns = session.query(Namespace).filter_by(name=target).one_or_none()
-    require(tok, ns or target, "write")
+def _require_manage(session: Session, tok: ApiToken | None, job: Job) -> None:
+    """401 without a token, 403 unless the caller may manage the job (see _may_manage)."""
+    if _may_manage(session, tok, job):
+        return
+    if tok is None:
+        raise HTTPException(401, "this needs a token with write scope", headers={"WWW-Authenticate": "Bearer"})
+    raise HTTPException(403, "only the job's creator, a writer of the namespace it writes into, or a hub admin may "
+                             "cancel or retry it")
+
+
+def _recheck(session: Session, tok: ApiToken | None, job: Job) -> None:
+    """A retry runs the submit's checks again, as the caller retrying: params still valid (limits may have
+    tightened since), every reference readable, existing and not yanked. A retried job that names a version yanked
+    since must be the same 422 as a fresh submit of it, not a 202 and a failure in the worker."""
+    spec = KINDS.get(job.kind)
+    try:
+        params = validate_job(job.kind, job.inputs or [], job.params or {}, job.output)
+    except JobParamsError as exc:
+        raise Invalid(f"this job can no longer run as submitted: {exc}") from None
+    readable = _readable(session, tok)
+    job_service.authorise(spec, job.inputs or [], params, readable)
+    job_service.resolve(session, spec, job.inputs or [], params, readable)
 
 
 kinds_router = APIRouter(prefix="/api/v1/job-kinds", tags=["jobs"])

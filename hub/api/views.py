@@ -197,8 +197,8 @@ class VersionView(Schema):
 class LineageEdge(Schema):
     version: str | None  # None when hidden
     object: str | None  # adapter | dataset | generator; None when hidden
-    relation: str
-    hidden: bool  # the caller may not read the other end: its name is left out
+    relation: str | None  # None when hidden
+    hidden: bool  # the caller may not read the other end: its name, kind and relation are left out
 
 
 class LineageView(Schema):

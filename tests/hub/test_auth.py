@@ -30,7 +30,7 @@ def test_the_plaintext_is_never_stored(session_factory):
         s.commit()
         rows = s.scalars(select(ApiToken)).all()
         assert plain.startswith("ada_") and len(plain) == 44
-        assert [(r.token_hash, r.prefix) for r in rows] == [(auth.hash_token(plain), plain[:8])]
+        assert [(r.token_hash, r.prefix) for r in rows] == [(auth.hash_token(plain), plain[:16])]
 
 
 def test_public_namespaces_are_readable_without_a_token_private_ones_are_not(session_factory):

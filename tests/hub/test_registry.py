@@ -77,7 +77,7 @@ def test_lineage_lists_parents_and_children(session_factory, base_id):
         parent = registry.resolve_version(s, "adapter", "ns", "l", "1")
         assert registry.lineage_of(s, parent)["children"] == [{"version": "ns/m@1", **edge}]
         hidden = registry.lineage_of(s, v, readable=lambda namespace: namespace.name != "ns")["parents"]
-        assert hidden == [{"version": None, "object": None, "relation": "merged_from", "hidden": True}] * 2
+        assert hidden == [{"version": None, "object": None, "relation": None, "hidden": True}] * 2
     assert child.number == 1
 
 
