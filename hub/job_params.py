@@ -223,7 +223,11 @@ class TransferParams(LoraFields):
     evaluate: ref("dataset", builtin=True) | None = None
     eval_limit: int | None = Field(None, ge=1, le=100_000)
     data: Literal["filtered", "unfiltered", "seeds_only"] = "filtered"
+    filter: Literal["calibrated", "rank", "fixed"] = "calibrated"
+    calibration_quantile: float = Field(0.1, ge=0, lt=1)
     synthetic_size: int | None = Field(None, ge=1, le=100_000)
+    synthetic_multiple: float = Field(1.0, gt=0, le=100)
+    seeds: int | None = Field(None, ge=1, le=1000)
     max_attempts: int = Field(0, ge=0, le=10_000_000)
     give_up_after: int = Field(64, ge=1, le=MAX_COUNT)
     temperature: float = Field(1.0, gt=0, le=10)
@@ -231,6 +235,7 @@ class TransferParams(LoraFields):
     max_new_tokens: int = Field(64, ge=1, le=2048)
     candidate_batch_size: int = Field(16, ge=1, le=1024)
     label_max_new_tokens: int = Field(64, ge=1, le=2048)
+    label_temperature: float = Field(0.0, ge=0, le=10)
     label_stop: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=lambda: ["\n"], max_length=16)
     measure_mmd: bool = True
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 DATA_MODES = ("filtered", "unfiltered", "seeds_only")
+FILTERS = ("calibrated", "rank", "fixed")
 
 
 def _positive_int(config, name: str) -> None:
@@ -116,14 +117,27 @@ class TransferConfig(_Plain):
     # calls) and "seeds_only" trains on the kit's seed examples with their real completions (no generation, no
     # teacher); the two ablations of the paper. One field rather than flags, so no meaningless combination exists.
     data: Literal["filtered", "unfiltered", "seeds_only"] = "filtered"
-    # size of the synthetic training set; None = the real-set size recorded in the kit (|D_syn| = |D|, the paper)
+    # how "filtered" decides (transfer.calibration): "calibrated" accepts a candidate scoring at least as "real" as
+    # the calibration_quantile of the kit's held-out real inputs and, if max_attempts draws leave the set short,
+    # fills it with the best-ranked rejected candidates; "rank" draws max_attempts candidates and keeps the best
+    # `synthetic_size`; "fixed" is the paper's p(yes) > p(no) with no fill (an ablation: with small bases it accepts
+    # 0-5 % on some tasks and nothing on tiny ones, and then fails loudly)
+    filter: Literal["calibrated", "rank", "fixed"] = "calibrated"
+    # q for "calibrated": 0.1 = as real as the least real tenth of the task's own held-out inputs, i.e. a real
+    # input would pass 90 % of the time; higher is stricter
+    calibration_quantile: float = 0.1
+    # size of the synthetic training set; None = synthetic_multiple x the real-set size recorded in the kit (the
+    # paper uses |D_syn| = |D| and finds more helps)
     synthetic_size: int | None = None
-    # cap on candidate draws; 0 = 20 x the synthetic set size, i.e. the run gives up below a 5 % acceptance rate.
-    # Hitting it raises TransferError naming the acceptance rate reached.
+    synthetic_multiple: float = 1.0
+    # how many of the kit's seed examples the generator is shown (the first k); None = all of them. The seed count
+    # ablation without making a new kit
+    seeds: int | None = None
+    # cap on candidate draws; 0 = automatic: 4 x the synthetic set size for "calibrated" and "rank" (the pool the
+    # best are ranked from), 20 x for "fixed" (it gives up below a 5 % acceptance rate, raising TransferError)
     max_attempts: int = 0
-    # fail fast: when this many candidates have been judged and none was accepted, stop (checked after each batch,
-    # so it acts after ceil(give_up_after / candidate_batch_size) batches); a discriminator that accepts nothing
-    # would otherwise burn all max_attempts draws before saying so
+    # "fixed" only, fail fast: when this many candidates have been judged and none was accepted, stop (checked after
+    # each batch); a discriminator that accepts nothing would otherwise burn all max_attempts draws first
     give_up_after: int = 64
     # sampling of candidates on the target base; see KitConfig for why these values
     temperature: float = 1.0
@@ -131,9 +145,11 @@ class TransferConfig(_Plain):
     max_new_tokens: int = 64
     # candidates generated (and judged) per batch: memory vs. speed only
     candidate_batch_size: int = 16
-    # teacher labels: the source base + source LoRA completes each kept input greedily, up to this many tokens,
-    # cut before the first stop string (one-line answers, as the built-in tasks and the evaluate job use)
+    # teacher labels: the source base + source LoRA completes each kept input, up to this many tokens, cut before
+    # the first stop string (one-line answers, as the built-in tasks and the evaluate job use). Greedy (temperature
+    # 0) as in the paper; a positive label_temperature samples the labels instead (the paper's ablation)
     label_max_new_tokens: int = 64
+    label_temperature: float = 0.0
     label_stop: tuple[str, ...] = ("\n",)
     # the student LoRA on the target base: q, v with r=8, alpha=16 (methods.md); the paper's AdamW without weight
     # decay, linear schedule, lr 2e-4, batch 8; 100 steps is the train job's default
@@ -153,6 +169,15 @@ class TransferConfig(_Plain):
     def check(self) -> None:
         if self.data not in DATA_MODES:
             raise ValueError(f"data must be one of {DATA_MODES}, got {self.data!r}")
+        if self.filter not in FILTERS:
+            raise ValueError(f"filter must be one of {FILTERS}, got {self.filter!r}")
+        if not _number(self.calibration_quantile) or not 0 <= self.calibration_quantile < 1:
+            raise ValueError(f"calibration_quantile must be in [0, 1), got {self.calibration_quantile!r}")
+        _positive_number(self, "synthetic_multiple")
+        if self.seeds is not None:
+            _positive_int(self, "seeds")
+        if not _number(self.label_temperature) or self.label_temperature < 0:
+            raise ValueError(f"label_temperature must be a non-negative number, got {self.label_temperature!r}")
         for name in ("give_up_after", "max_new_tokens", "candidate_batch_size", "label_max_new_tokens", "rank",
                      "steps", "batch_size", "max_len"):
             _positive_int(self, name)
@@ -168,6 +193,10 @@ class TransferConfig(_Plain):
             raise ValueError(f"label_stop must be a list of strings, got {self.label_stop!r}")
         if not isinstance(self.measure_mmd, bool):
             raise ValueError(f"measure_mmd must be true or false, got {self.measure_mmd!r}")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _target_modules(config) -> None:

@@ -2,8 +2,10 @@
 
 While the real task data D exists, `make_kit` keeps a few seed examples and trains the discriminator (a fresh LoRA
 on the source base: real inputs -> "yes", inputs the source base generated from the seed prompt -> "no"), and
-measures it on held-out examples of both classes. The kit (discriminator, seeds, task name, |D|, report) is all a
-later transfer needs; D itself is not kept. `Kit.save` / `Kit.load` give it a plain folder form: the
+measures it on held-out examples of both classes. The held-out real inputs' scores are the calibration a transfer
+sets its acceptance threshold from (transfer.calibration); a discriminator at chance on them is flagged in the
+report's `warnings`. The kit (discriminator, seeds, task name, |D|, report) is all a later transfer needs; D itself
+is not kept. `Kit.save` / `Kit.load` give it a plain folder form: the
 discriminator as a PEFT adapter folder, the seeds as JSONL, the rest as JSON.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from lora.adapter import Adapter
 from lora.bases import module_shapes
 from lora.progress import Progress, silent
+from transfer.calibration import calibration_table, chance_warning, heldout_quality
 from transfer.config import KitConfig
 from transfer.discriminator import p_real, train_discriminator
 from transfer.seeding import caller_rng_preserved
@@ -39,6 +42,17 @@ class Kit:
     task_name: str  # the <task> in the discriminator's question; the transfer must ask the same question
     real_size: int  # |D|: the default size of the synthetic set at transfer time
     report: dict = field(default_factory=dict)
+
+    @property
+    def calibration_scores(self) -> list[float] | None:
+        """p_real of the held-out real inputs (what the calibrated filter's threshold is a quantile of); None for a
+        kit made without held-out data or before they were recorded."""
+        scores = self.report.get("heldout_real_scores")
+        return [float(x) for x in scores] if scores else None
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.report.get("warnings") or [])
 
     def save(self, path) -> None:
         path = Path(path)
@@ -147,16 +161,14 @@ def _make_kit(source_adapter, source_model, source_tokenizer, real_pairs, config
 
     start = time.perf_counter()
     held = real_held + synthetic_held
-    p = p_real(source_model, source_tokenizer, discriminator, held, config.task_name) if held else None
+    scores = p_real(source_model, source_tokenizer, discriminator, held, config.task_name).tolist() if held else []
     if held:
         progress("scoring held-out", len(held), len(held))
     seconds["scoring held-out"] = time.perf_counter() - start
+    real_scores, synthetic_scores = scores[: len(real_held)], scores[len(real_held):]
+    quality = heldout_quality(real_scores, synthetic_scores)
+    warning = chance_warning(quality, len(held))
 
-    def share(flags) -> float | None:
-        return float(sum(flags)) / len(flags) if len(flags) else None
-
-    real_ok = (p[: len(real_held)] > 0.5).tolist() if held else []
-    synthetic_ok = (p[len(real_held):] <= 0.5).tolist() if held else []
     weights = discriminator.to_bytes()[1]
     report = {
         "task_name": config.task_name,
@@ -171,10 +183,15 @@ def _make_kit(source_adapter, source_model, source_tokenizer, real_pairs, config
         "train_synthetic": len(synthetic_train),
         "heldout_real": len(real_held),
         "heldout_synthetic": len(synthetic_held),
-        # accuracy over both held-out classes; per class: real inputs accepted, synthetic inputs rejected
-        "heldout_accuracy": share(real_ok + synthetic_ok),
-        "heldout_real_accuracy": share(real_ok),
-        "heldout_synthetic_accuracy": share(synthetic_ok),
+        # accuracy at p = 0.5 over both held-out classes, per class (real accepted, synthetic rejected), balanced
+        # (mean of the two) with its 95 % interval, and the AUROC of the scores
+        **quality,
+        # the calibration: p_real of every held-out real input (a transfer's threshold is a quantile of these), and
+        # what a few quantiles would let through of the held-out synthetic inputs
+        "heldout_real_scores": sorted(real_scores),
+        "heldout_synthetic_scores": sorted(synthetic_scores),
+        "calibration": calibration_table(real_scores, synthetic_scores),
+        "warnings": [warning] if warning else [],
         "loss": trained.losses,
         "final_loss": trained.losses[-1],
         "discriminator_parameters": discriminator.num_parameters(),

@@ -1,7 +1,9 @@
 """Transfer time: move an adapter from its source base to a target base with the kit and no real data.
 
 1. The target base continues a numbered list of the seed inputs (sampled, cut at the next item number).
-2. The discriminator, on the source base, keeps a candidate when p(yes) > p(no); repeat up to max_attempts.
+2. The discriminator, on the source base, scores each candidate; the filter (TransferConfig.filter) keeps those
+   at least as "real" as a quantile of the kit's held-out real inputs and, when max_attempts draws leave the set
+   short, the best-ranked of the rest (or only the best-ranked, or the paper's p(yes) > p(no) as an ablation).
 3. The source base + source adapter labels each kept input greedily. Labels are text: the two bases may have
    different tokenizers, so nothing but strings passes between them.
 4. A fresh LoRA on the target base is trained by SFT on (input, teacher completion).
@@ -9,6 +11,7 @@ The "unfiltered" and "seeds_only" data modes are the paper's ablations (see Tran
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -18,14 +21,18 @@ from lora.evaluation import generate
 from lora.progress import Progress, silent
 from lora.training import TrainConfig, train_lora
 from transfer.config import TransferConfig
-from transfer.discriminator import discriminator_judge
+from transfer.calibration import quantile
+from transfer.discriminator import discriminator_scorer
 from transfer.kit import Kit, check_fits
 from transfer.seeding import caller_rng_preserved
 from transfer.similarity import MMD_KIND, Embedder, embed, mean_embedding_distance
 from transfer.synthesis import Collection, candidate_drawer, collect
 
-# default cap on draws per wanted example when TransferConfig.max_attempts is 0: gives up below 5 % acceptance
-ATTEMPTS_PER_EXAMPLE = 20
+# default cap on draws per wanted example when TransferConfig.max_attempts is 0: the paper's fixed rule gives up
+# below 5 % acceptance; the calibrated and ranking filters rank a pool of 4 candidates per example at most
+ATTEMPTS_PER_EXAMPLE = {"fixed": 20, "calibrated": 4, "rank": 4}
+# the paper's rule: keep x when p(yes | t(x)) > p(no | t(x))
+FIXED_THRESHOLD = 0.5
 
 
 @dataclass
@@ -49,9 +56,12 @@ def teacher_labels(model, tokenizer, adapter: Adapter, inputs: list[str], config
     answer in the usual prompt/completion convention). progress("teacher labelling", done, total) per batch."""
     labels: list[str] = []
     size = config.candidate_batch_size
+    sampled = config.label_temperature > 0
+    rng = random.Random(config.seed + 1)  # its own stream: sampled labels do not shift the candidates' draws
     for start in range(0, len(inputs), size):
         labels += generate(model, tokenizer, inputs[start:start + size], max_new_tokens=config.label_max_new_tokens,
-                           stop=tuple(config.label_stop), adapter=adapter, batch_size=size)
+                           stop=tuple(config.label_stop), adapter=adapter, batch_size=size, do_sample=sampled,
+                           temperature=config.label_temperature if sampled else 1.0, seed=rng.randrange(2**31))
         progress("teacher labelling", len(labels), len(inputs))
     return labels
 
@@ -60,6 +70,34 @@ def _student_config(config: TransferConfig) -> TrainConfig:
     return TrainConfig(rank=config.rank, lora_alpha=config.lora_alpha, target_modules=tuple(config.target_modules),
                        lr=config.lr, steps=config.steps, batch_size=config.batch_size, max_len=config.max_len,
                        seed=config.seed)
+
+
+def _score_summary(collection: Collection) -> dict:
+    """Mean p_real of all judged candidates and of the kept ones: how far the filter moved the set."""
+    kept = [collection.scores[i] for i in collection.kept_index]
+    return {"candidate_score_mean": sum(collection.scores) / len(collection.scores),
+            "kept_score_mean": sum(kept) / len(kept)}
+
+
+def acceptance_rule(config: TransferConfig, kit: Kit) -> tuple[object, bool, dict]:
+    """(accept(score) -> bool, fill by rank?, the calibration for the report) for config.filter."""
+    if config.filter == "fixed":
+        return (lambda s: s > FIXED_THRESHOLD), False, {
+            "filter": "fixed", "threshold": FIXED_THRESHOLD, "threshold_source": "p(yes) > p(no) (the paper's rule)"}
+    if config.filter == "rank":
+        return (lambda s: False), True, {
+            "filter": "rank", "threshold": None, "threshold_source": "none: the best-scoring candidates are kept"}
+    scores = kit.calibration_scores
+    if scores:
+        threshold = quantile(scores, config.calibration_quantile)
+        source = (f"the {config.calibration_quantile:g}-quantile of p_real over the kit's {len(scores)} held-out "
+                  f"real inputs")
+    else:
+        threshold = FIXED_THRESHOLD
+        source = "p(yes) > p(no): the kit has no held-out real scores to calibrate on"
+    return (lambda s: s >= threshold), True, {
+        "filter": "calibrated", "threshold": threshold, "threshold_source": source,
+        "calibration_quantile": config.calibration_quantile, "calibration_size": len(scores or [])}
 
 
 def _mmds(collection: Collection, seed_inputs: list[str], filtered: bool, embedder: Embedder) -> dict:
@@ -79,9 +117,13 @@ def trans_lora(source_adapter: Adapter, source_model, source_tokenizer, target_m
     - progress stages: "generating candidates" (drawn, max_attempts), "filtering" (kept, wanted,
       {"acceptance_rate"}), "teacher labelling" (done, total), "distilling" (step, steps, {"loss", "lr"}).
       Raising lora.progress.Cancelled in it stops the run and propagates.
-    - Raises TransferError (with .stats) when max_attempts draws do not yield the synthetic set, or when the first
-      give_up_after judged candidates are all rejected; ValueError for a bad config or an adapter that does not
-      fit its base.
+    - Raises TransferError (with .stats) when max_attempts draws do not yield the synthetic set: with the
+      "calibrated" and "rank" filters only when fewer non-empty candidates than wanted were drawn at all; with
+      "fixed" also when too few were accepted, or when the first give_up_after judged ones were all rejected.
+      ValueError for a bad config or an adapter that does not fit its base.
+    - report: the filter and its threshold (with where the threshold came from), acceptance rate, how many were
+      kept by the threshold and by rank, mean scores of candidates and kept ones, the kit's warnings, sizes, MMDs,
+      seconds per stage, the loss curve and the training examples.
     - embedder: texts -> (n, d) tensor for the MMD; default all-MiniLM-L6-v2 (transfer.similarity.embed).
     """
     with caller_rng_preserved(source_model, target_model):
@@ -99,23 +141,30 @@ def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, ta
         check_fits(kit.discriminator, source_model, "discriminator")
     if not kit.seeds:
         raise ValueError("the kit has no seed examples")
-    seed_inputs = [p for p, _ in kit.seeds]
-    wanted = config.synthetic_size or kit.real_size
-    max_attempts = config.max_attempts or ATTEMPTS_PER_EXAMPLE * wanted
+    if config.seeds is not None and config.seeds > len(kit.seeds):
+        raise ValueError(f"seeds={config.seeds} but the kit has only {len(kit.seeds)} seed examples")
+    seeds = list(kit.seeds[: config.seeds or len(kit.seeds)])
+    seed_inputs = [p for p, _ in seeds]
+    wanted = config.synthetic_size or max(1, math.ceil(config.synthetic_multiple * kit.real_size))
+    filtered = config.data == "filtered"
+    max_attempts = config.max_attempts or ATTEMPTS_PER_EXAMPLE["fixed" if not filtered else config.filter] * wanted
     rng = random.Random(config.seed)
     seconds: dict[str, float] = {}
     collection = None
+    calibration = {"filter": None, "threshold": None, "threshold_source": None}
 
     if config.data == "seeds_only":
-        pairs = list(kit.seeds)  # the seeds' real completions: the ablation is "train on the seeds", no teacher
+        pairs = seeds  # the seeds' real completions: the ablation is "train on the seeds", no teacher
     else:
         draw = candidate_drawer(target_model, target_tokenizer, seed_inputs, temperature=config.temperature,
                                 top_p=config.top_p, max_new_tokens=config.max_new_tokens,
                                 batch_size=config.candidate_batch_size, seed=rng.randrange(2**31))
-        judge = (discriminator_judge(source_model, source_tokenizer, kit.discriminator, kit.task_name)
-                 if config.data == "filtered" else None)
-        collection = collect(draw, judge, wanted, max_attempts=max_attempts, batch_size=config.candidate_batch_size,
-                             give_up_after=config.give_up_after, progress=progress)
+        scorer, accept, fill = None, None, False
+        if filtered:
+            scorer = discriminator_scorer(source_model, source_tokenizer, kit.discriminator, kit.task_name)
+            accept, fill, calibration = acceptance_rule(config, kit)
+        collection = collect(draw, scorer, wanted, max_attempts=max_attempts, batch_size=config.candidate_batch_size,
+                             accept=accept, fill=fill, give_up_after=config.give_up_after, progress=progress)
         seconds.update(collection.seconds)
         start = time.perf_counter()
         labels = teacher_labels(source_model, source_tokenizer, source_adapter, collection.kept, config, progress)
@@ -133,7 +182,7 @@ def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, ta
     mmd = {"mmd_unfiltered_to_seeds": None, "mmd_filtered_to_seeds": None, "mmd_kind": None}
     if config.measure_mmd and collection is not None:
         start = time.perf_counter()
-        mmd = _mmds(collection, seed_inputs, config.data == "filtered", embedder or embed)
+        mmd = _mmds(collection, seed_inputs, filtered, embedder or embed)
         seconds["mmd"] = time.perf_counter() - start
 
     report = {
@@ -151,6 +200,14 @@ def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, ta
         "accepted": collection.accepted if collection else 0,
         # accepted / judged; 1.0 by construction for "unfiltered", None when nothing was generated
         "acceptance_rate": collection.acceptance_rate if collection else None,
+        # kept = kept_by_threshold + kept_by_rank: the rank fill tops the set up once max_attempts are drawn
+        "kept_by_threshold": len(collection.kept) - collection.filled if collection else 0,
+        "kept_by_rank": collection.filled if collection else 0,
+        **calibration,
+        **(_score_summary(collection) if filtered and collection else {}),
+        "seeds_used": len(seeds),
+        # the kit's own warnings (e.g. a discriminator at chance): they apply to every transfer that uses it
+        "kit_warnings": kit.warnings if filtered else [],
         **mmd,
         "loss": trained.losses,
         "final_loss": trained.losses[-1],

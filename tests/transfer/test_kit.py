@@ -66,9 +66,43 @@ def test_discriminator_tells_held_out_real_inputs_from_synthetic_ones(kit, real_
     assert report["synthetic_size"] == len(real_pairs)  # synthetic=0: as many negatives as real inputs
     assert report["train_synthetic"] + report["heldout_synthetic"] == report["synthetic_size"]
     assert report["heldout_real"] == report["heldout_synthetic"] == 5  # 20 % of 24, rounded
-    assert report["heldout_accuracy"] >= 0.8
+    assert report["heldout_accuracy"] >= 0.8 and report["heldout_auroc"] >= 0.8
+    low, high = report["heldout_balanced_accuracy_ci95"]
+    assert low <= report["heldout_balanced_accuracy"] <= high
     assert report["loss"][-1] < report["loss"][0]
     assert set(report["seconds"]) == {"generating synthetic inputs", "training discriminator", "scoring held-out"}
+
+
+def test_kit_report_carries_the_calibration_a_transfer_thresholds_on(kit):
+    report = kit.report
+    assert len(report["heldout_real_scores"]) == report["heldout_real"] == 5
+    assert len(report["heldout_synthetic_scores"]) == report["heldout_synthetic"] == 5
+    assert kit.calibration_scores == report["heldout_real_scores"] == sorted(report["heldout_real_scores"])
+    assert [row["quantile"] for row in report["calibration"]] == [0.05, 0.1, 0.25, 0.5]
+    thresholds = [row["threshold"] for row in report["calibration"]]
+    assert thresholds == sorted(thresholds)  # stricter quantile, higher threshold
+    accepted = [row["heldout_synthetic_accepted"] for row in report["calibration"]]
+    assert accepted == sorted(accepted, reverse=True)  # ... and fewer synthetic inputs let through
+
+
+def test_a_discriminator_at_chance_is_flagged_in_the_kit_report(source, source_adapter, real_pairs):
+    model, tok = source
+    # one step at a tiny learning rate: the LoRA barely moves from the base, whose yes/no does not depend on the
+    # input's origin
+    config = dataclasses.replace(KIT_CONFIG, steps=1, lr=1e-6)
+    kit = make_kit(source_adapter, model, tok, real_pairs, config)
+    assert kit.warnings and kit.warnings[0].startswith("discriminator at chance on held-out data")
+    assert kit.report["warnings"] == kit.warnings
+    assert Kit.from_files(kit.to_files()).warnings == kit.warnings
+
+
+def test_more_negatives_than_real_inputs_are_balanced_in_training(source, source_adapter, real_pairs):
+    from transfer.discriminator import balanced
+
+    assert balanced(["a", "b"], ["x", "y", "z", "w", "v"]) == (["a", "b", "a", "b", "a"], ["x", "y", "z", "w", "v"])
+    model, tok = source
+    kit = make_kit(source_adapter, model, tok, real_pairs, dataclasses.replace(KIT_CONFIG, synthetic=48, steps=2))
+    assert kit.report["synthetic_size"] == 48 and kit.report["train_synthetic"] == 38  # 48 - round(0.2 x 48)
 
 
 def test_kit_progress_reports_stages_and_cancellation_leaves_the_base_unwrapped(source, source_adapter,

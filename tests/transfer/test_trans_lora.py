@@ -15,6 +15,7 @@ from lora.evaluation import generate
 from lora.progress import Cancelled
 from lora.training import TrainConfig, train_lora
 from transfer import TransferConfig, TransferError, trans_lora
+from transfer.calibration import quantile
 from transfer.discriminator import p_real
 
 
@@ -43,16 +44,55 @@ def test_adapter_fits_the_target_base_and_names_it(result, source, target):
     assert not has_lora(source[0]) and not has_lora(target[0])
 
 
-def test_kept_inputs_are_the_ones_the_discriminator_accepts(result, source, kit):
+def test_kept_inputs_pass_the_calibrated_threshold_or_rank_best_of_the_rest(result, source, kit):
     model, tok = source
-    inputs = [p for p, _ in result.synthetic]
-    assert len(inputs) == TRANSFER_CONFIG.synthetic_size
-    assert (p_real(model, tok, kit.discriminator, inputs, kit.task_name) > 0.5).all()
     report = result.report
-    assert 0 < report["acceptance_rate"] < 1  # this discriminator rejects some target-base candidates
+    inputs = [p for p, _ in result.synthetic]
+    assert len(inputs) == TRANSFER_CONFIG.synthetic_size == report["kept_by_threshold"] + report["kept_by_rank"]
+    # the default filter: the threshold is the 0.1-quantile of the kit's held-out real scores
+    assert report["filter"] == "calibrated" and report["calibration_quantile"] == 0.1
+    assert report["threshold"] == pytest.approx(quantile(kit.report["heldout_real_scores"], 0.1))
+    assert report["calibration_size"] == kit.report["heldout_real"] == 5
+    scores = p_real(model, tok, kit.discriminator, inputs, kit.task_name).tolist()
+    by_threshold, by_rank = scores[:report["kept_by_threshold"]], scores[report["kept_by_threshold"]:]
+    assert all(s >= report["threshold"] - 1e-6 for s in by_threshold)
+    assert all(s < report["threshold"] + 1e-6 for s in by_rank)
     assert report["acceptance_rate"] == report["accepted"] / report["candidates_judged"]
     assert report["candidates_judged"] + report["candidates_empty"] == report["candidates_drawn"]
-    assert report["accepted"] >= len(inputs)
+    assert report["kept_score_mean"] >= report["candidate_score_mean"]  # the filter moves the set toward "real"
+
+
+def test_the_papers_fixed_rule_keeps_only_inputs_judged_more_yes_than_no(source, target, source_adapter, kit):
+    model, tok = source
+    config = dataclasses.replace(TRANSFER_CONFIG, filter="fixed", max_attempts=400, give_up_after=400)
+    report = run(source, target, source_adapter, kit, config).report
+    inputs = [e["prompt"] for e in report["synthetic"]]
+    assert (p_real(model, tok, kit.discriminator, inputs, kit.task_name) > 0.5).all()
+    assert report["filter"] == "fixed" and report["threshold"] == 0.5 and report["kept_by_rank"] == 0
+    assert 0 < report["acceptance_rate"] < 1  # this discriminator rejects some target-base candidates
+
+
+def test_a_discriminator_that_rejects_everything_still_yields_the_set_by_rank(source, target, source_adapter,
+                                                                             rejecting_kit):
+    """The default never ends with "accept nothing": the best-ranked candidates of the pool make up the set."""
+    report = run(source, target, source_adapter, rejecting_kit).report
+    assert report["train_size"] == TRANSFER_CONFIG.synthetic_size
+    assert report["kept_by_rank"] > 0 and report["accepted"] == report["kept_by_threshold"]
+    assert report["candidates_drawn"] == 4 * TRANSFER_CONFIG.synthetic_size  # the pool: max_attempts = 4 x wanted
+
+
+def test_rank_filter_keeps_the_best_scored_candidates_of_its_pool(source, target, source_adapter, kit):
+    model, tok = source
+    config = dataclasses.replace(TRANSFER_CONFIG, filter="rank", max_attempts=32)
+    report = run(source, target, source_adapter, kit, config).report
+    assert report["kept_by_rank"] == 6 and report["threshold"] is None and report["candidates_drawn"] == 32
+    assert report["kept_score_mean"] >= report["candidate_score_mean"]
+
+
+def test_kit_warnings_are_carried_into_the_transfer_report(source, target, source_adapter, kit):
+    warned = dataclasses.replace(kit, report={**kit.report, "warnings": ["discriminator at chance on held-out data"]})
+    report = run(source, target, source_adapter, warned, dataclasses.replace(TRANSFER_CONFIG, steps=1)).report
+    assert report["kit_warnings"] == ["discriminator at chance on held-out data"]
 
 
 def test_teacher_labels_are_the_source_adapters_greedy_text(result, source, source_adapter):
@@ -103,8 +143,8 @@ def test_synthetic_size_defaults_to_the_real_set_size_in_the_kit(source, target,
     assert result.report["train_size"] == 24
 
 
-def test_attempts_cap_raises_naming_the_acceptance_rate(source, target, source_adapter, kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, synthetic_size=40, max_attempts=24)
+def test_fixed_rule_attempts_cap_raises_naming_the_acceptance_rate(source, target, source_adapter, kit):
+    config = dataclasses.replace(TRANSFER_CONFIG, filter="fixed", synthetic_size=40, max_attempts=24)
     with pytest.raises(TransferError, match=r"max_attempts=24: \d+ of \d+ judged candidates accepted "
                                             r"\(acceptance rate \d+\.\d%") as caught:
         run(source, target, source_adapter, kit, config)
@@ -114,8 +154,9 @@ def test_attempts_cap_raises_naming_the_acceptance_rate(source, target, source_a
     assert not has_lora(source[0]) and not has_lora(target[0])
 
 
-def test_a_discriminator_that_accepts_nothing_fails_fast(source, target, source_adapter, rejecting_kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, give_up_after=16, candidate_batch_size=8)
+def test_fixed_rule_with_a_discriminator_that_accepts_nothing_fails_fast(source, target, source_adapter,
+                                                                         rejecting_kit):
+    config = dataclasses.replace(TRANSFER_CONFIG, filter="fixed", give_up_after=16, candidate_batch_size=8)
     seen = []
     with pytest.raises(TransferError, match="rejected all of the first 16 candidates") as caught:
         run(source, target, source_adapter, rejecting_kit, config,
@@ -202,7 +243,9 @@ def test_transfer_refuses_a_source_adapter_on_the_wrong_base(source, target, sou
 
 @pytest.mark.parametrize("field, value", [("data", "filter"), ("synthetic_size", -1), ("max_attempts", 1.5),
                                           ("give_up_after", 0), ("label_stop", "\n"), ("steps", 0),
-                                          ("measure_mmd", "yes")])
+                                          ("measure_mmd", "yes"), ("filter", "loose"),
+                                          ("calibration_quantile", 1.0), ("synthetic_multiple", 0), ("seeds", 0),
+                                          ("label_temperature", -1)])
 def test_transfer_config_check_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(TransferConfig(), **{field: value}).check()
