@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +27,7 @@ from hub.models import ArtifactVersion, Job, JobEvent, iso_utc, utcnow
 from hub.registry import Forbidden, Invalid, NotFound
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+PUBLISHING = "publishing"  # the stage of a running job whose worker is storing its result: too late to cancel
 
 
 def job_to_dict(job: Job) -> dict:
@@ -208,11 +209,25 @@ def list_jobs(session: Session, state: str | None = None, kind: str | None = Non
 
 
 def _append(session: Session, job_id: str, type_: str, data: dict) -> JobEvent:
-    seq = (session.scalar(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)) or 0) + 1
-    event = JobEvent(job_id=job_id, seq=seq, type=type_, data=data)
-    session.add(event)
-    session.flush()
-    return event
+    """The job's next event, inside the caller's transaction. On PostgreSQL a writer that does not lock the job row
+    (a worker's log line) can take the same seq between our read and our insert: the insert then runs again in a
+    savepoint, which leaves the caller's state change standing (a cancel must not fail on its log line). SQLite
+    serialises writers, so there the first try is the only one."""
+    for attempt in range(5):
+        seq = (session.scalar(select(func.max(JobEvent.seq)).where(JobEvent.job_id == job_id)) or 0) + 1
+        event = JobEvent(job_id=job_id, seq=seq, type=type_, data=data)
+        if session.get_bind().dialect.name != "postgresql":
+            session.add(event)
+            session.flush()
+            return event
+        try:
+            with session.begin_nested():
+                session.add(event)
+            return event
+        except IntegrityError:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 def append_event(session_factory: sessionmaker, job_id: str, type_: str, data: dict) -> None:
@@ -234,22 +249,41 @@ def events_after(session: Session, job_id: str, after: int = 0, limit: int = 100
                                 .order_by(JobEvent.seq).limit(limit)))
 
 
+def _change(session: Session, job_id: str, condition, **values) -> bool:
+    """One compare-and-set on the job row: `UPDATE jobs SET ... WHERE id = :id AND <condition>`; True when it
+    matched. Every state change goes through one, so two writers (a cancel and a worker's claim, two retries, a dead
+    worker's late finish and its successor's) can never both act on the same state: the database picks the first
+    and the other finds its condition false (on PostgreSQL a concurrent UPDATE waits for the first to commit and
+    re-checks its WHERE on the row it left)."""
+    return session.execute(update(Job).where(Job.id == job_id, condition).values(**values)).rowcount == 1
+
+
+def _not_publishing():
+    return or_(Job.stage.is_(None), Job.stage != PUBLISHING)
+
+
 def request_cancel(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
     """Queued: cancelled at once and its Celery message revoked, so workers discard it on delivery (should the
-    broadcast miss a worker, the runner's claim still refuses a cancelled job). Running: flagged, and the runner stops
-    at its next step."""
+    broadcast miss a worker, the claim refuses a job that is no longer queued). Running: a cancel request is recorded,
+    which the worker sees at its next progress report or cancellation check; it then stops, publishes nothing and
+    ends the job "cancelled" (hub.jobs.begin_publishing refuses a job with a request). A job already publishing its
+    result can no longer be cancelled: 409, like a finished one. Each branch is a compare-and-set, so a cancel that
+    races a worker's claim lands on whichever state the claim left (issue 27: it was lost before)."""
     revoke = None
     with session_factory() as s:
-        job = get_job(s, job_id)
-        if job.state in TERMINAL:
-            raise registry.Conflict(f"job {job_id} already {job.state}")
-        if job.state == "queued":
-            job.state, job.finished_at = "cancelled", utcnow()
+        if _change(s, job_id, Job.state == "queued", state="cancelled", finished_at=utcnow()):
             _append(s, job_id, "state", {"state": "cancelled"})
-            revoke = job.celery_task_id
-        else:
-            job.cancel_requested = True
+            revoke = s.scalar(select(Job.celery_task_id).where(Job.id == job_id))
+        elif _change(s, job_id, (Job.state == "running") & Job.cancel_requested.is_(False) & _not_publishing(),
+                     cancel_requested=True):
             _append(s, job_id, "log", {"message": "cancellation requested"})
+        else:  # finished, publishing, already asked to stop, or no such job: the row says which
+            job = get_job(s, job_id)
+            if job.state in TERMINAL:
+                raise registry.Conflict(f"job {job_id} already {job.state}")
+            if job.stage == PUBLISHING and not job.cancel_requested:
+                raise registry.Conflict(f"job {job_id} is publishing its result; it can no longer be cancelled")
+            # a job that moved while we looked (retried to queued again) or one already asked to stop: as it is
         s.commit()
     if revoke:
         try:
@@ -261,16 +295,19 @@ def request_cancel(session_factory: sessionmaker, job_id: str, settings=None) ->
 
 
 def retry(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
+    """A failed or cancelled job queued again under a new Celery message id (the old one may be revoked). A
+    compare-and-set, so two concurrent retries make one run, not two."""
+    task_id = uuid.uuid4().hex
     with session_factory() as s:
-        job = get_job(s, job_id)
-        if job.state not in ("failed", "cancelled"):
+        if not _change(s, job_id, Job.state.in_(("failed", "cancelled")), state="queued", progress=0.0, stage=None,
+                       error=None, cancel_requested=False, finished_at=None, started_at=None,
+                       celery_task_id=task_id):
+            job = get_job(s, job_id)
             raise registry.Conflict(f"job {job_id} is {job.state}; only failed or cancelled jobs can be retried")
-        job.state, job.progress, job.stage, job.error = "queued", 0.0, None, None
-        job.cancel_requested, job.finished_at, job.started_at = False, None, None
-        job.celery_task_id = uuid.uuid4().hex  # the old message id may be revoked
         _append(s, job_id, "state", {"state": "queued", "retry": True})
+        queue = s.scalar(select(Job.queue).where(Job.id == job_id))
         s.commit()
-        _dispatch_or_defer(session_factory, job.id, job.queue, job.celery_task_id, settings)
+    _dispatch_or_defer(session_factory, job_id, queue, task_id, settings)
     with session_factory() as s:
         return get_job(s, job_id)
 
@@ -279,18 +316,19 @@ def retry(session_factory: sessionmaker, job_id: str, settings=None) -> Job:
 
 def claim(session_factory: sessionmaker, job_id: str, worker: str, stale_after: float) -> bool:
     """Atomically take the job: queued, or running with a heartbeat older than `stale_after` (its worker died).
-    The worker's fleet row takes the job as its current one, and the job records the worker's device."""
+    The worker's fleet row takes the job as its current one, and the job records the worker's device. A dead
+    worker's job that was asked to stop is not run again: it ends "cancelled" here."""
     now = utcnow()
-    stale = now - timedelta(seconds=stale_after)
+    stale = (Job.state == "running") & (Job.heartbeat_at < now - timedelta(seconds=stale_after))
     with session_factory() as s:
-        result = s.execute(
-            update(Job).where(Job.id == job_id)
-            .where((Job.state == "queued") | ((Job.state == "running") & (Job.heartbeat_at < stale)))
-            .values(state="running", attempts=Job.attempts + 1, worker=worker, started_at=now, heartbeat_at=now,
-                    error=None)
-        )
-        if result.rowcount != 1:
-            s.rollback()
+        if not _change(s, job_id, (Job.state == "queued") | (stale & Job.cancel_requested.is_(False)),
+                       state="running", attempts=Job.attempts + 1, worker=worker, started_at=now, heartbeat_at=now,
+                       stage=None, error=None):
+            if _change(s, job_id, stale & Job.cancel_requested.is_(True), state="cancelled", finished_at=now):
+                _append(s, job_id, "state", {"state": "cancelled"})
+                s.commit()
+            else:
+                s.rollback()
             return False
         # after the job row, as finish() does: both lock the job before the worker row, so they cannot deadlock
         s.execute(update(Job).where(Job.id == job_id).values(device=fleet.job_claimed(s, worker, job_id)))
@@ -316,37 +354,74 @@ def stale_jobs(session: Session, stale_after: float, queued_after: float) -> lis
 
 
 def record_progress(session_factory: sessionmaker, job_id: str, fraction: float, stage: str | None,
-                    steps: tuple[int, int] | None = None) -> None:
+                    steps: tuple[int, int] | None = None, worker: str | None = None) -> bool:
     """The runner's progress report: the row's progress and stage (and a heartbeat), plus a progress event that
-    carries the stage's step and step count when the method reports them (the dashboard's "step N of M")."""
+    carries the stage's step and step count when the method reports them (the dashboard's "step N of M").
+
+    Returns whether the worker should go on: False once a cancel was requested, or when the job is no longer this
+    worker's (taken over after a missed heartbeat, or finished); the report then changes nothing."""
+    progress = round(min(max(fraction, 0.0), 1.0), 4)
+    mine = (Job.state == "running") & Job.cancel_requested.is_(False) & _not_publishing()
+    if worker is not None:
+        mine = mine & (Job.worker == worker)
     with session_factory() as s:
-        job = s.get(Job, job_id)
-        job.progress, job.stage, job.heartbeat_at = round(min(max(fraction, 0.0), 1.0), 4), stage, utcnow()
-        _append(s, job_id, "progress", {"progress": job.progress, "stage": stage,
+        if not _change(s, job_id, mine, progress=progress, stage=stage, heartbeat_at=utcnow()):
+            s.rollback()
+            return False
+        _append(s, job_id, "progress", {"progress": progress, "stage": stage,
                                         **({"step": steps[0], "total": steps[1]} if steps else {})})
         s.commit()
+        return True
 
 
-def cancel_requested(session_factory: sessionmaker, job_id: str) -> bool:
+def cancel_requested(session_factory: sessionmaker, job_id: str, worker: str | None = None) -> bool:
+    """Should the worker stop? A cancel was requested, or (with `worker`) the job is no longer running as its."""
     with session_factory() as s:
-        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+        row = s.execute(select(Job.cancel_requested, Job.state, Job.worker).where(Job.id == job_id)).first()
+    if row is None or row.cancel_requested:
+        return True
+    return worker is not None and (row.state != "running" or row.worker != worker)
+
+
+def begin_publishing(session_factory: sessionmaker, job_id: str, worker: str) -> bool:
+    """The runner's last check before it publishes anything: the job is still running as this worker's and nobody
+    asked to cancel it. From here a cancel is refused (409), so a cancel that was accepted always means nothing is
+    published. False: stop, publish nothing."""
+    with session_factory() as s:
+        if not _change(s, job_id, (Job.state == "running") & (Job.worker == worker) & Job.cancel_requested.is_(False),
+                       stage=PUBLISHING, heartbeat_at=utcnow()):
+            s.rollback()
+            return False
+        s.commit()
+        return True
 
 
 def finish(session_factory: sessionmaker, job_id: str, state: str, results: list[str] | None = None,
-           result: dict | None = None, error: dict | None = None, trace: str | None = None) -> None:
-    """The end of a run: its final state, the versions it published or the data it returned, or its error."""
+           result: dict | None = None, error: dict | None = None, trace: str | None = None,
+           worker: str | None = None) -> bool:
+    """The end of a run: its final state, the versions it published or the data it returned, or its error. Only a
+    running job ends, and with `worker` only while it is that worker's: a worker that lost its job (a missed heartbeat
+    and another worker took over) changes nothing. Returns whether it ended the job."""
+    values: dict = {"state": state, "finished_at": utcnow(), "error": error}
+    if results is not None:
+        values["results"] = results
+    if result is not None:
+        values["result"] = result
+    if state == "succeeded":
+        values["progress"] = 1.0
+    condition = Job.state == "running"
+    if worker is not None:
+        condition = condition & (Job.worker == worker)
     with session_factory() as s:
-        job = s.get(Job, job_id)
-        job.state, job.finished_at = state, utcnow()
-        if results is not None:
-            job.results = results
-        if result is not None:
-            job.result = result
-        if state == "succeeded":
-            job.progress = 1.0
-        job.error = error
+        if not _change(s, job_id, condition, **values):
+            s.rollback()
+            if worker is not None:
+                fleet.job_finished(s, worker, job_id, "cancelled")  # free the worker, count nothing
+                s.commit()
+            return False
         if trace:
             _append(s, job_id, "error", {**(error or {}), "traceback": trace})
         _append(s, job_id, "state", {"state": state, **({"results": results} if results else {})})
-        fleet.job_finished(s, job.worker, job_id, state)
+        fleet.job_finished(s, worker or s.scalar(select(Job.worker).where(Job.id == job_id)), job_id, state)
         s.commit()
+        return True

@@ -117,7 +117,8 @@ class RegistryContext:
         if stage == last_stage and fraction < 1.0 and fraction - last_fraction < 0.01 and now - last_time < 1.0:
             return  # throttle: the dashboard needs percent steps, not one row per micro-step
         self._last_progress = (fraction, stage, now)
-        jobs.record_progress(self.services.session_factory, self.job_id, fraction, stage, steps)
+        if not jobs.record_progress(self.services.session_factory, self.job_id, fraction, stage, steps, self.worker):
+            raise JobCancelled("cancelled by request")  # or no longer this worker's job: stop either way
 
     def log(self, message: str) -> None:
         jobs.append_event(self.services.session_factory, self.job_id, "log", {"message": message})
@@ -131,7 +132,7 @@ class RegistryContext:
         if now - self._last_cancel_check < 0.2:
             return
         self._last_cancel_check = now
-        if jobs.cancel_requested(self.services.session_factory, self.job_id):
+        if jobs.cancel_requested(self.services.session_factory, self.job_id, self.worker):
             raise JobCancelled("cancelled by request")
 
 
@@ -154,24 +155,34 @@ def run_job(job_id: str, services: Services | None = None) -> str:
     beat.start()
     try:
         outputs = runner_for(job.kind)(RegistryContext(services, job, worker), job.params)
+        if not jobs.begin_publishing(services.session_factory, job_id, worker):
+            raise JobCancelled("cancelled before publication")  # nothing of this run is stored
         spec = KINDS[job.kind]
         published: list[tuple[str, str | None]] = []  # (object, ref) per output, for links between them
         for out in outputs:
             published.append((out.object or spec.output, _publish(services, job, spec, out, published)))
         results = [ref for _, ref in published if ref]
         data = next((out.data for out in outputs if out.data is not None), None)
-        jobs.finish(services.session_factory, job_id, "succeeded", results=results,
+        return _end(services, job_id, worker, "succeeded", results=results,
                     result=_jsonable(data) if data is not None else None)
-        return "succeeded"
     except JobCancelled:
-        jobs.finish(services.session_factory, job_id, "cancelled")
-        return "cancelled"
+        return _end(services, job_id, worker, "cancelled")
     except Exception as exc:
-        jobs.finish(services.session_factory, job_id, "failed", error={"type": type(exc).__name__, "message": str(exc)},
+        # a method that failed while being cancelled (an interrupted load) ends as the caller asked: cancelled
+        if jobs.cancel_requested(services.session_factory, job_id):
+            return _end(services, job_id, worker, "cancelled")
+        return _end(services, job_id, worker, "failed", error={"type": type(exc).__name__, "message": str(exc)},
                     trace=traceback.format_exc())
-        return "failed"
     finally:
         stop.set()
+
+
+def _end(services: Services, job_id: str, worker: str, state: str, **how) -> str:
+    """Record the run's end; 'skipped' when the job was no longer this worker's to end (taken over by another)."""
+    if jobs.finish(services.session_factory, job_id, state, worker=worker, **how):
+        return state
+    log.warning("job %s was no longer this worker's; its %s end is dropped", job_id, state)
+    return "skipped"
 
 
 def _heartbeat(services: Services, job_id: str, worker: str, stop: threading.Event) -> None:
