@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -186,17 +185,6 @@ def get_job(session: Session, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"no job {job_id!r}")
     return job
-
-
-def wait_for(session_factory: sessionmaker, job_id: str, seconds: float) -> Job:
-    """The job once it has finished, or as it is after `seconds` (polled; a short wait for interactive jobs)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        with session_factory() as s:
-            job = get_job(s, job_id)
-            if job.state in TERMINAL or time.monotonic() >= deadline:
-                return job
-        time.sleep(0.1)
 
 
 def list_jobs(session: Session, state: str | None = None, kind: str | None = None, limit: int = 200) -> list[Job]:

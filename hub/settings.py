@@ -31,6 +31,7 @@ class Settings:
     # holding an API worker on purpose
     body_read_timeout_s: float = 60
     max_concurrent_uploads: int = 64  # per API process; past it an upload is a 503 with Retry-After
+    max_waits_per_token: int = 8  # per API process: submits with ?wait one token may have waiting; then 429
     device: str = "auto"  # worker: auto | cpu | cuda | cuda:N (lora.device.resolve)
     dtype: str = "auto"  # worker: auto | float32 | bfloat16 | float16 for the bases it loads
     base_cache_gb: float = 0  # worker: bound on the bases kept loaded (least recently used evicted); 0 = no bound
@@ -59,6 +60,7 @@ class Settings:
             requeue_queued_after=float(env.get("ADAPTARIUM_REQUEUE_QUEUED_AFTER", "60")),
             body_read_timeout_s=float(env.get("ADAPTARIUM_BODY_READ_TIMEOUT_S", "60")),
             max_concurrent_uploads=int(env.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", "64")),
+            max_waits_per_token=int(env.get("ADAPTARIUM_MAX_WAITS_PER_TOKEN", "8")),
             device=env.get("ADAPTARIUM_DEVICE", "auto"),
             dtype=env.get("ADAPTARIUM_DTYPE", "auto"),
             base_cache_gb=float(env.get("ADAPTARIUM_BASE_CACHE_GB", "0")),

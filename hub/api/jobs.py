@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from hub import auth, jobs as job_service
 from hub.api.deps import can_read, db, require, require_any, token, token_without_session
+from hub.api.job_waits import job_waits
 from hub.api.openapi import errors
 from hub.job_kinds import KINDS, describe, namespaces_named, validate_job
 from hub.job_params import JobParamsError
@@ -140,10 +141,12 @@ def _view(session: Session, tok: ApiToken | None, job: Job) -> dict:
 
 
 @router.post("", status_code=202, summary="Submit a job", response_model=JobView,
-             responses=errors(400, 401, 403, 409, 422, why={
+             responses=errors(400, 401, 403, 409, 422, 429, why={
                  403: "no write access to the output, or no read access to something the job names",
                  409: "Idempotency-Key reused for another request",
-                 422: "bad kind, inputs, params or output; unknown or yanked references"}))
+                 422: "bad kind, inputs, params or output; unknown or yanked references",
+                 429: "with ?wait: this token already has its most submits waiting at once (per API process); "
+                      "nothing was stored, retry after Retry-After seconds"}))
 async def submit(body: JobIn, request: Request, tok: ApiToken | None = Depends(token_without_session),
                  idempotency_key: str | None = Header(default=None, alias="Idempotency-Key",
                                                       max_length=MAX_IDEMPOTENCY_KEY),
@@ -154,10 +157,20 @@ async def submit(body: JobIn, request: Request, tok: ApiToken | None = Depends(t
     cached token: a submit is latency-bound (issue 11: POST -> worker claim within 2x a raw Celery round trip) and
     each trip is a thread wake-up, 0.1-0.7 ms on a busy host. A sync route took four: its session dependency's
     enter and exit, the route itself, and FastAPI's validation of the answer."""
-    job = await run_in_threadpool(_submit, body, request, tok, idempotency_key)
-    if wait:
-        job = await run_in_threadpool(job_service.wait_for, request.app.state.session_factory, job.id, wait)
+    if not wait:
+        return job_service.job_to_dict(await run_in_threadpool(_submit, body, request, tok, idempotency_key))
+    waits = job_waits(request.app)
+    with waits.slot(f"token-{tok.id}" if tok else "anonymous"):  # a 429 here stores nothing
+        job = await run_in_threadpool(_submit, body, request, tok, idempotency_key)
+        if job.state not in TERMINAL:
+            await waits.until_ended(job.id, wait)  # on the event loop: no pool thread sleeps while it waits
+            job = await run_in_threadpool(_reload, request.app.state.session_factory, job.id)
     return job_service.job_to_dict(job)
+
+
+def _reload(session_factory, job_id: str) -> Job:
+    with session_factory() as s:
+        return job_service.get_job(s, job_id)
 
 
 def _submit(body: JobIn, request: Request, tok: ApiToken | None, idempotency_key: str | None) -> Job:
