@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from hub import auth, jobs as job_service
 from hub.api.deps import can_read, db, require, require_any, token, token_without_session
 from hub.api.job_waits import job_waits
-from hub.api.openapi import errors
+from hub.api.openapi import errors, job_submit_schema
 from hub.job_kinds import KINDS, describe, namespaces_named, validate_job
 from hub.job_params import JobParamsError
 from hub.models import ApiToken, Job, Namespace, iso_utc
@@ -33,7 +33,8 @@ MAX_IDEMPOTENCY_KEY = 200  # stored with its caller's id in a 300-character colu
 class JobIn(Schema):
     """A submit's body: strict (no "8" for 8, no true for 1) and closed (an unknown key is a 422, not ignored)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra=lambda schema, _cls: job_submit_schema(schema, KINDS))
     kind: str
     inputs: list[str] = []
     params: dict = {}

@@ -89,3 +89,36 @@ def file_download() -> dict[int | str, dict[str, Any]]:
         304: {"description": "If-None-Match named the file's ETag: not modified"},
         **errors(416),
     }
+
+
+def job_submit_schema(schema: dict, kinds: dict) -> None:
+    """`json_schema_extra` for the submit body: one variant per kind (`oneOf`, told apart by a const `kind`), each with that
+    kind's input count, its params schema and the output it takes (`namespace/name` for a kind that publishes,
+    none otherwise), so the document accepts what the server accepts: it used to declare one body for every kind,
+    and a noop with an `output` passed the document and was then refused.
+
+    Rules that span fields (evaluate: one input, or none and a base; exactly one of task or dataset) are the
+    server's alone; the document cannot say them."""
+    from hub.job_params import NAME, REF  # the job kinds' own patterns
+
+    name = {"type": "string", "pattern": rf"^{NAME}$"}
+    published = {"anyOf": [
+        {"type": "object", "properties": {"namespace": name, "name": name}, "required": ["namespace", "name"],
+         "additionalProperties": False},
+        {"type": "string", "pattern": rf"^{NAME}/{NAME}$"}]}
+    variants = []
+    for spec in kinds.values():
+        low, high = spec.inputs
+        properties = {
+            "kind": {"const": spec.name},
+            "inputs": {"type": "array", "items": {"type": "string", "pattern": REF.pattern}, "minItems": low,
+                       "maxItems": high},
+            "params": spec.params.model_json_schema(),
+            "output": published if spec.publishes else {"anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}]},
+        }
+        variants.append({"type": "object", "title": f"{spec.name} job", "description": spec.summary,
+                         "properties": properties, "additionalProperties": False,
+                         "required": ["kind", "output"] if spec.publishes else ["kind"]})
+    for key in ("properties", "required", "type", "additionalProperties"):  # each variant has its own
+        schema.pop(key, None)
+    schema["oneOf"] = variants  # each variant's `kind` is a const: exactly one variant can match
