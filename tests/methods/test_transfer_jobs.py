@@ -12,7 +12,7 @@ TARGET = {"name": "tiny-gemma3", "source": "tiny:gemma3?seed=1"}
 TASK = "builtin:word_sorting?n=24&test=8&seed=0"
 KIT = {"task": TASK, "seeds": 5, "steps": 20, "lr": 1e-2, "max_new_tokens": 24, "rank": 4}
 TRANSFER = {"target_base": "tiny-gemma3", "synthetic_size": 6, "max_new_tokens": 16, "label_max_new_tokens": 12,
-            "steps": 6, "rank": 4, "lr": 1e-2, "measure_mmd": False, "max_attempts": 400, "give_up_after": 400}
+            "steps": 6, "rank": 4, "lr": 1e-2, "measure_mmd": False}
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,8 @@ def test_transfer_finds_the_kit_through_lineage_and_is_seeded(world):
         version = c.get("/api/v1/adapters/team/sorter-gemma/versions/1").json()
         assert version["base"] == "tiny-gemma3"
         report = version["metrics"]["transfer"]
-        assert report["synthetic_size"] == 6 and 0 < report["acceptance_rate"] <= 1
+        assert report["synthetic_size"] == 6 and 0 <= report["acceptance_rate"] <= 1
+        assert report["filter"] == "calibrated" and report["kept_by_threshold"] + report["kept_by_rank"] == 6
         assert report["candidates_judged"] >= 6 and set(report["seconds"]) >= {"teacher labelling", "distilling"}
         assert "eval/word_sorting/exact_match" in version["metrics"]
         assert "transfer/synthetic.jsonl" in {f["name"] for f in version["files"]}
@@ -78,11 +79,12 @@ def test_transfer_finds_the_kit_through_lineage_and_is_seeded(world):
         assert {"acceptance_rate", "loss"} <= names
 
 
-def test_the_attempts_cap_fails_the_job_naming_the_acceptance_rate(world):
+def test_the_fixed_rules_attempts_cap_fails_the_job_naming_the_acceptance_rate(world):
     hub, _ = world
     with hub.client() as c:
         job = run_job(c, {"kind": "transfer", "inputs": ["team/sorter@1"], "output": "team/capped",
-                          "params": {**TRANSFER, "synthetic_size": 50, "max_attempts": 20, "give_up_after": 400}})
+                          "params": {**TRANSFER, "filter": "fixed", "synthetic_size": 50, "max_attempts": 20,
+                                     "give_up_after": 400}})
     assert job["state"] == "failed" and "acceptance rate" in job["error"]["message"]
 
 
@@ -151,7 +153,61 @@ def test_cli_transfer_kit_and_transfer(world, monkeypatch):
                          "-p", "steps=4", "-p", "max_new_tokens=16", "-p", "rank=2"])
     assert r.exit_code == 0 and "team/cli-kit@1" in r.output, r.output
     args = ["transfer", "team/sorter@1", "--to", "tiny-gemma3", "--into", "team/cli-gemma", "--kit", "team/cli-kit@1"]
-    for key in ("synthetic_size", "max_new_tokens", "label_max_new_tokens", "rank", "max_attempts", "give_up_after"):
+    for key in ("synthetic_size", "max_new_tokens", "label_max_new_tokens", "rank"):
         args += ["-p", f"{key}={TRANSFER[key]}"]
     r = cli.invoke(app, args + ["-p", "steps=2", "-p", "measure_mmd=false", "-p", "data=unfiltered"])
     assert r.exit_code == 0 and "team/cli-gemma@1" in r.output, r.output
+
+
+def cli_env(hub, monkeypatch):
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("ADAPTARIUM_URL", hub.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", hub.admin_token)
+    return CliRunner()
+
+
+def test_the_readme_walkthrough_on_tiny_bases_succeeds_with_default_settings(world, monkeypatch):
+    """train -> transfer-kit -> transfer --to another tiny base, no -p anywhere: the default filter is calibrated
+    and tops the set up by rank, so it cannot fail the way the paper's fixed rule does on tiny bases."""
+    from hub.cli import app
+
+    hub, _ = world
+    cli = cli_env(hub, monkeypatch)
+    r = cli.invoke(app, ["train", "--task", TASK, "--base", TINY_BASE, "--into", "team/walk"])
+    assert r.exit_code == 0 and "team/walk@1" in r.output, r.output
+    r = cli.invoke(app, ["transfer-kit", "team/walk@1", "--task", TASK, "--into", "team/walk-kit"])
+    assert r.exit_code == 0 and "team/walk-kit@1" in r.output, r.output
+    assert "discriminator held-out balanced accuracy" in r.output
+    r = cli.invoke(app, ["transfer", "team/walk@1", "--to", "tiny-gemma3", "--into", "team/walk-gemma"])
+    assert r.exit_code == 0 and "team/walk-gemma@1" in r.output, r.output
+    assert "filter calibrated: threshold" in r.output
+    with hub.client() as c:
+        report = c.get("/api/v1/adapters/team/walk-gemma/versions/1").json()["metrics"]["transfer"]
+        kit = c.get("/api/v1/adapters/team/walk-kit/versions/1").json()["metrics"]["kit"]
+    assert report["filter"] == "calibrated" and report["train_size"] == 24  # |D| of the task's train split
+    assert report["threshold_source"].startswith("the 0.1-quantile of p_real over the kit's")
+    assert len(kit["heldout_real_scores"]) == kit["heldout_real"] > 0 and kit["calibration"]
+
+
+def test_a_kit_at_chance_warns_in_its_report_the_job_log_and_the_cli(world, monkeypatch):
+    from hub.cli import app
+
+    hub, _ = world
+    cli = cli_env(hub, monkeypatch)
+    # one step at a vanishing learning rate: a discriminator that has learnt nothing
+    r = cli.invoke(app, ["transfer-kit", "team/sorter@1", "--task", TASK, "--into", "team/coin-kit",
+                         "-p", "steps=1", "-p", "lr=1e-9", "-p", "max_new_tokens=16"])
+    assert r.exit_code == 0, r.output
+    assert "warning: discriminator at chance on held-out data" in r.output
+    with hub.client() as c:
+        kit = c.get("/api/v1/adapters/team/coin-kit/versions/1").json()["metrics"]["kit"]
+        assert kit["warnings"] and kit["warnings"][0].startswith("discriminator at chance")
+        job_id = c.get("/api/v1/jobs", params={"kind": "transfer_kit"}).json()["items"][0]["id"]
+        logs = [e["data"]["message"] for e in events(c, job_id) if e["type"] == "log"]
+    assert any(m.startswith("warning: discriminator at chance") for m in logs)
+    args = ["transfer", "team/sorter@1", "--to", "tiny-gemma3", "--into", "team/coin-gemma", "--kit", "team/coin-kit@1"]
+    for key in ("synthetic_size", "max_new_tokens", "label_max_new_tokens", "rank", "steps"):
+        args += ["-p", f"{key}={TRANSFER[key]}"]
+    r = cli.invoke(app, args + ["-p", "measure_mmd=false"])
+    assert r.exit_code == 0 and "warning: kit team/coin-kit@1: discriminator at chance" in r.output, r.output

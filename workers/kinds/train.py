@@ -25,11 +25,12 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     outputs = [Output(adapter=result.adapter, metrics=metrics, extra_files=extra)]
     if params.get("transfer_kit"):  # the data is at hand now; later it may be gone
         from transfer import KitConfig, make_kit
-        from workers.kinds.transfer_kit import kit_outputs
+        from workers.kinds.transfer_kit import kit_outputs, log_kit_quality
 
         ctx.log("making a transfer kit for the trained adapter")
         kit = make_kit(result.adapter, model, tokenizer, pairs, KitConfig(seed=params["seed"]),
                        progress=method_progress(ctx, 0.9, 1.0), source_base_name=params["base"])
+        log_kit_quality(ctx, kit)
         name = f"{ctx.output_name}-kit" if getattr(ctx, "output_name", None) else None
         outputs += kit_outputs(kit, name=name, parents=[("output", "0", "discriminates_for")])
     return outputs

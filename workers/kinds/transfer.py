@@ -14,10 +14,25 @@ STAGES = {"generating candidates": (0.05, 0.4), "filtering": (0.05, 0.4), "teach
           "distilling": (0.5, 0.9)}
 
 
+def log_filter(ctx: JobContext, report: dict) -> None:
+    """What the filter did (threshold and where it came from, acceptance rate, kept by threshold and by rank), as
+    log lines: the CLI prints them while it waits."""
+    if report.get("filter"):
+        threshold = report["threshold"]
+        ctx.log(f"filter {report['filter']}: threshold "
+                + (f"{threshold:.3f} ({report['threshold_source']})" if threshold is not None else "none (ranked)")
+                + f"; acceptance rate {report['acceptance_rate']:.1%} of {report['candidates_judged']} candidates; "
+                f"kept {report['kept_by_threshold']} by threshold + {report['kept_by_rank']} by rank")
+    ctx.log(f"{report['train_size']} training examples ({report['data']})")
+
+
 def run(ctx: JobContext, params: dict) -> list[Output]:
     (ref,) = ctx.inputs
     source, info = ctx.load_adapter(ref)
     kit = Kit.from_files(ctx.load_files(params["kit"]))
+    if params.get("data", "filtered") == "filtered":  # said first: it bears on everything the filter does
+        for warning in kit.warnings:
+            ctx.log(f"warning: kit {params['kit']}: {warning}")
     ctx.progress(0.0, "loading bases")
     source_model, source_tokenizer = ctx.load_base(info["base"])
     target_model, target_tokenizer = ctx.load_base(params["target_base"])
@@ -25,7 +40,7 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
                         config_from(TransferConfig, params), progress=method_progress(ctx, stages=STAGES),
                         target_base_name=params["target_base"])
     report = {k: v for k, v in result.report.items() if k not in ("synthetic", "config")}
-    ctx.log(f"acceptance rate {report['acceptance_rate']}, {report['train_size']} training examples")
+    log_filter(ctx, report)
     metrics = {"transfer": report}
     if params.get("evaluate"):
         ctx.progress(0.92, "evaluating")

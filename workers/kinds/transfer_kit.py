@@ -33,5 +33,19 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     adapter.config["base_model_name_or_path"] = info["base"]
     kit = make_kit(adapter, model, tokenizer, pairs, config_from(KitConfig, params),
                    progress=method_progress(ctx, stages=STAGES), source_base_name=info["base"])
-    ctx.log(f"discriminator held-out accuracy {kit.report['heldout_accuracy']}")
+    log_kit_quality(ctx, kit)
     return kit_outputs(kit)
+
+
+def log_kit_quality(ctx: JobContext, kit) -> None:
+    """The discriminator's held-out numbers, and each of the kit's warnings as a "warning:" line (the CLI prints
+    the job's log lines as it waits, so a discriminator at chance is said where the user is looking)."""
+    r = kit.report
+    if r.get("heldout_balanced_accuracy") is not None:
+        low, high = r["heldout_balanced_accuracy_ci95"]
+        auroc = r.get("heldout_auroc")
+        ctx.log(f"discriminator held-out balanced accuracy {r['heldout_balanced_accuracy']:.2f} (95% CI "
+                f"{low:.2f}-{high:.2f}) on {r['heldout_real']} real + {r['heldout_synthetic']} synthetic inputs"
+                + (f", AUROC {auroc:.2f}" if auroc is not None else ""))
+    for warning in kit.warnings:
+        ctx.log(f"warning: {warning}")
