@@ -1,78 +1,93 @@
 """A hub + one worker for the method benchmarks, so they measure the service (jobs through the API, a real Celery
-worker on Redis) rather than the library — with a cache that lets a rerun resume.
+worker) rather than the library — with a job cache that lets a rerun resume and lets benchmarks share work.
 
-The hub's data (SQLite, blobs) lives in bench/.cache/<name>-<config hash>/, and every job a benchmark runs is
-named by a step key: `Service.job(key, body)` returns the finished job recorded for that key if a previous run got
-that far, and otherwise submits it and waits. Changing the benchmark's config changes the hash, so a rerun with
-other settings starts clean, while an interrupted run picks up where it stopped.
+`Service(cache_dir, port=...)` runs `adaptarium up` (API + one worker, SQLite, local blobs, the embedded broker
+unless `broker_url` names a Redis) on the hub data in `<cache_dir>/hub`, where the caller says: nothing is written
+into the checkout unless the caller asks for it. Every job is cached by its body: `Service.job(body)` returns the
+finished job recorded for the same body (kind, inputs, params, output) if an earlier run got that far, otherwise
+submits it and waits. Bodies name versions made by earlier cached jobs, so one cache directory serves every
+benchmark: a source adapter the transfer benchmark trained is the one the merge benchmark reuses.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import redis
 
-CACHE = Path(__file__).parent / ".cache"
+DEFAULT_CACHE = Path(__file__).parent / ".cache"
 REPORTS = Path(__file__).parent / "reports"
 TERMINAL = ("succeeded", "failed", "cancelled")
+# a bench hub is self-contained: these would point it at someone else's database, blobs or broker
+_FOREIGN = ("ADAPTARIUM_DATABASE_URL", "ADAPTARIUM_STORAGE_URL", "ADAPTARIUM_BROKER_URL", "ADAPTARIUM_URL",
+            "ADAPTARIUM_TOKEN")
 
 
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
-class Service:
-    def __init__(self, name: str, config: dict, redis_url: str):
-        from bench.registry import free_port
-        from hub import auth
-        from hub.db import make_engine, make_session_factory
-        from hub.migrate import upgrade
-        from hub.settings import Settings
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-        self.dir = CACHE / f"{name}-{config_hash(config)}"
+
+class Service:
+    def __init__(self, cache_dir: Path | str = DEFAULT_CACHE, port: int | None = None, broker_url: str | None = None,
+                 log=print):
+        self.dir = Path(cache_dir).resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        self.steps_file = self.dir / "steps.json"
+        self.log = log
+        self.steps_file = self.dir / "jobs.json"
         self.steps = json.loads(self.steps_file.read_text()) if self.steps_file.exists() else {}
-        redis.Redis.from_url(redis_url).flushdb()
-        env = {**os.environ, "ADAPTARIUM_DATA_DIR": str(self.dir / "hub"), "ADAPTARIUM_BROKER_URL": redis_url}
-        settings = Settings.from_env(env)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        upgrade(settings.database_url)
-        token_file = self.dir / "token"
-        if not token_file.exists():
-            engine = make_engine(settings.database_url)
-            with make_session_factory(engine)() as s:
-                token_file.write_text(auth.create_token(s, None, {"admin"}))
-                s.commit()
-            engine.dispose()
-        port = free_port()
-        self.api = subprocess.Popen([sys.executable, "-m", "uvicorn", "hub.api.app:create_app", "--factory", "--port",
-                                     str(port), "--log-level", "warning"], env=env)
-        self.worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q",
-                                        "gpu,cpu", "--pool", "solo", "--loglevel", "warning", "--without-gossip",
-                                        "--without-mingle"], env=env)
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                                 headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
-        for _ in range(300):
+        hub_dir = self.dir / "hub"
+        env = {k: v for k, v in os.environ.items() if k not in _FOREIGN}
+        env["ADAPTARIUM_DATA_DIR"] = str(hub_dir)
+        if broker_url:
+            env["ADAPTARIUM_BROKER_URL"] = broker_url
+            import redis
+
+            redis.Redis.from_url(broker_url).flushdb()  # messages of an earlier, killed run would run again
+        self.port = port or free_port()
+        self._log_file = open(self.dir / "hub.log", "ab")
+        # its own session, so close() can stop the API and its worker child together
+        self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "up", "--data-dir", str(hub_dir), "--port",
+                                      str(self.port)], env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        token_file = hub_dir / "admin-token"
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120)
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the hub exited with {self.proc.returncode}; see {self.dir / 'hub.log'}")
             try:
-                if self.http.get("/healthz").status_code == 200:
+                if token_file.exists() and self.http.get("/healthz").status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            if time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the hub did not answer within 120 s; see {self.dir / 'hub.log'}")
+            time.sleep(0.2)
+        self.http.headers["Authorization"] = f"Bearer {token_file.read_text().strip()}"
 
     def close(self) -> None:
-        self.worker.terminate()
-        self.api.terminate()
-        self.worker.wait(timeout=120)
-        self.api.wait(timeout=30)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log_file.close()
 
     def __enter__(self):
         return self
@@ -80,7 +95,12 @@ class Service:
     def __exit__(self, *exc):
         self.close()
 
+    @property
+    def url(self) -> str:
+        return str(self.http.base_url)
+
     def add_base(self, name: str, spec: str) -> None:
+        """Register a base under `name` with its weights from `spec` (a tiny:..., a shortcut or dir:/gguf: path)."""
         if self.http.get(f"/api/v1/bases/{name}").status_code == 200:
             return
         from lora.bases import architecture, load_base, module_shapes
@@ -90,35 +110,54 @@ class Service:
             "name": name, "architecture": architecture(model), "source": spec,
             "module_shapes": {m: list(s) for m, s in module_shapes(model).items()}}).raise_for_status()
 
-    def job(self, key: str, body: dict, timeout: float = 4 * 3600, retry_failed: bool = False) -> dict:
-        """The finished job for this step: from the cache when an earlier run finished it (failed ones too: seeded
-        jobs fail again the same way, so only retry_failed runs them again), else submitted now.
-        Prints one line per job with its wall time."""
+    def job(self, body: dict, label: str = "", timeout: float = 4 * 3600, retry_failed: bool = False) -> dict:
+        """The finished job for this body: from the cache when an earlier run finished it (failed ones too: seeded
+        jobs fail again the same way, so only retry_failed runs them again), else submitted now and waited for.
+        Prints one line per job run with its wall time."""
+        key = config_hash(body)
         cached = self.steps.get(key)
         if cached and (cached["state"] == "succeeded" or (cached["state"] == "failed" and not retry_failed)):
             return cached
         start = time.time()
         r = self.http.post("/api/v1/jobs", json=body)
         if r.status_code != 202:
-            raise RuntimeError(f"{key}: {r.status_code} {r.text}")
+            raise RuntimeError(f"{label or body['kind']}: {r.status_code} {r.text}")
         job_id = r.json()["id"]
         deadline = time.monotonic() + timeout
         while True:
             job = self.http.get(f"/api/v1/jobs/{job_id}").json()
             if job["state"] in TERMINAL or time.monotonic() > deadline:
                 break
-            time.sleep(1)
-        job["wall_s"] = round(time.time() - start, 1)
+            time.sleep(0.5)
+        job["wall_s"] = round(time.time() - start, 2)
         job["events"] = self.http.get(f"/api/v1/jobs/{job_id}/events").json()["items"]
+        job["label"] = label
         self.steps[key] = job
-        self.steps_file.write_text(json.dumps(self.steps))
-        print(f"  {key}: {job['state']} in {job['wall_s']} s {' '.join(job['results'])}"
-              f"{(' ' + job['error']['message']) if job['error'] else ''}", flush=True)
+        tmp = self.steps_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.steps))
+        tmp.replace(self.steps_file)  # a run killed mid-write keeps the previous cache
+        error = f" {job['error']['message']}" if job.get("error") else ""
+        self.log(f"  {label or body['kind']}: {job['state']} in {job['wall_s']} s {' '.join(job['results'])}{error}")
         return job
 
     def version(self, plural: str, ref: str) -> dict:
         path, number = ref.split("@")
-        return self.http.get(f"/api/v1/{plural}/{path}/versions/{number}").json()
+        r = self.http.get(f"/api/v1/{plural}/{path}/versions/{number}")
+        r.raise_for_status()
+        return r.json()
+
+    def dataset(self, name: str, rows: list[dict]) -> str:
+        """The ref of a dataset version holding exactly these rows: the latest one when it already does (the hub's
+        data is cached with the jobs), else a new upload."""
+        body = "".join(json.dumps({"prompt": r["prompt"], "completion": r["completion"]}) + "\n"
+                       for r in rows).encode()
+        latest = self.http.get(f"/api/v1/datasets/{name}/versions/latest")
+        if latest.status_code == 200 and self.http.get(
+                f"/api/v1/datasets/{name}/versions/latest/files/data.jsonl").content == body:
+            return latest.json()["ref"]
+        r = self.http.post(f"/api/v1/datasets/{name}/versions", files={"data.jsonl": ("data.jsonl", body)})
+        r.raise_for_status()
+        return r.json()["ref"]
 
 
 def metric_series(job: dict, name: str) -> list[float]:
@@ -130,13 +169,3 @@ def exact_match(job: dict) -> float | None:
     if job["state"] != "succeeded":
         return None
     return next(v for k, v in job["result"].items() if k.endswith("/exact_match"))
-
-
-def write_report(name: str, report: dict, markdown: str, stamp: str | None = None) -> Path:
-    """bench/reports/<name>-<stamp>.{json,md}; pass the same stamp again to rewrite a report as a run goes on."""
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    (REPORTS / f"{name}-{stamp}.json").write_text(json.dumps(report, indent=2))
-    path = REPORTS / f"{name}-{stamp}.md"
-    path.write_text(markdown)
-    return path

@@ -22,7 +22,8 @@ class Report:
         self.out_dir = Path(out_dir)
         self.stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
         self.data = {"method": method, "scale": scale, "stamp": self.stamp, "status": "running",
-                     "config": config or {}, "inputs": [], "tables": [], "goals": [], "costs": {}, "notes": []}
+                     "config": config or {}, "inputs": [], "tables": [], "details": [], "goals": [], "costs": {},
+                     "notes": []}
         self.started = time.time()
 
     @property
@@ -37,6 +38,12 @@ class Report:
     def table(self, title: str, columns: list[str], rows: list[dict], note: str = "") -> None:
         """rows: {"system", "scores": {column: accuracy | None}, ...extra}; one table per comparison."""
         self.data["tables"].append({"title": title, "columns": columns, "rows": rows, "note": note})
+
+    def details(self, title: str, columns: dict[str, dict]) -> None:
+        """Numbers a method reports per column (a task, a request): {column: {name: value}}; shown one row per name.
+        Replaces an earlier block with the same title, so a run can refresh it after every task."""
+        self.data["details"] = [d for d in self.data["details"] if d["title"] != title]
+        self.data["details"].append({"title": title, "columns": columns})
 
     def goals(self, entries: list[dict]) -> None:
         self.data["goals"].extend(entries)
@@ -96,6 +103,11 @@ def markdown(data: dict) -> str:
             cells = [fmt_acc(r["scores"].get(c)) for c in t["columns"]] + [_fmt(r.get(k)) for k in extras]
             lines.append(f"| {r['system']} | " + " | ".join(cells) + " |")
         lines.append("")
+    for d in data.get("details", []):
+        cols = list(d["columns"])
+        keys = list(dict.fromkeys(k for c in cols for k in d["columns"][c]))
+        lines += [f"## {d['title']}", "", "| | " + " | ".join(cols) + " |", "|---" * (1 + len(cols)) + "|"]
+        lines += [f"| {k} | " + " | ".join(_fmt(d["columns"][c].get(k)) for c in cols) + " |" for k in keys] + [""]
     if data["goals"]:
         lines += ["## Goals", "", "| goal | task | verdict | diff | 95 % interval |", "|---|---|---|---|---|"]
         for g in data["goals"]:

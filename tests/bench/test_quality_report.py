@@ -14,6 +14,7 @@ def test_report_json_has_accuracies_with_intervals_and_a_flat_goals_list(tmp_pat
     report.input("single:t", "t", 40, train=accuracy([1] * 8), test=accuracy(single), why="plateau")
     report.table("Merged vs singles", ["t"], [{"system": "single", "scores": {"t": accuracy(single)}},
                                               {"system": "lego", "scores": {"t": accuracy(merged)}, "merge_s": 0.2}])
+    report.details("Merge jobs", {"lego": {"merge_s": 0.25, "rank": 8}, "ties": {"merge_s": 0.5}})
     report.goals(check(Goal("lego >= single", ("lego", "single"), lambda m: m["lego"] - m["single"]),
                        {"t": {"lego": merged, "single": single}}))
     path = report.write("done")
@@ -26,6 +27,7 @@ def test_report_json_has_accuracies_with_intervals_and_a_flat_goals_list(tmp_pat
     assert set(goal) == {"goal", "task", "verdict", "diff", "ci_low", "ci_high"}
     assert goal["task"] == "t" and goal["verdict"] == "not held" and goal["diff"] == pytest.approx(-0.45)
     text = path.read_text()
+    assert "| merge_s | 0.250 | 0.500 |" in text and "| rank | 8 | — |" in text
     assert "0 held, 0 undecided, 1 not held" in text and "t (n=40)" in text and "| lego | 0.300 [" in text
 
 

@@ -86,3 +86,11 @@ def test_a_fixed_number_goal_has_its_point_as_interval():
     assert fixed("generator <= 5 % of checkpoints", 0.05 - 0.02)["verdict"] == HELD
     entry = fixed("generator <= 5 % of checkpoints", 0.05 - 0.44, task="caesar_shift")
     assert entry["verdict"] == NOT_HELD and entry["ci_low"] == entry["ci_high"] == entry["diff"]
+
+
+def test_a_goal_nothing_was_measured_for_still_appears_as_not_held():
+    goal = Goal("routed merge >= 95 % of the singles' mean", ("route", "single"), lambda m: 0.0, per_task=False)
+    (entry,) = check(goal, {"t": {"lego": [1, 0]}})
+    assert entry["verdict"] == NOT_HELD and entry["task"] is None and entry["missing"] == ["route", "single"]
+    per_task = Goal("fitted above 0", ("fit",), lambda m: m["fit"])
+    assert check(per_task, {"t": {"lego": [1]}})[0]["missing"] == ["fit"]

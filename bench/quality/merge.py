@@ -1,0 +1,85 @@
+"""Merge (issue 23): do merged adapters keep what their inputs knew?
+
+Jobs: one converged LoRA per task (the singles), each single and the base alone scored on every task, then every
+merge of the scale's list (static methods, fitted coefficients, the routed merge once the hub offers it) of all
+singles, scored on every task. Goals: fitted static merge >= 70 % of the singles' mean accuracy (each single on its
+own task) and above 0 on every task; routed merge >= 95 % of the singles' mean.
+"""
+from __future__ import annotations
+
+from bench.quality.protocol import Run
+from bench.quality.stats import Goal, accuracy, check
+
+
+def _share(system: str, ratio: float):
+    """mean over tasks of system - ratio x mean over tasks of the task's own single."""
+    return lambda m: sum(t[system] - ratio * t["single"] for t in m.values()) / len(m)
+
+
+GOALS = [
+    Goal("fitted merge (lego_k8_fit) >= 70 % of the singles' mean", ("lego_k8_fit", "single"),
+         _share("lego_k8_fit", 0.7), per_task=False),
+    Goal("fitted merge (linear_fit) >= 70 % of the singles' mean", ("linear_fit", "single"),
+         _share("linear_fit", 0.7), per_task=False),
+    Goal("fitted merge (lego_k8_fit) above 0", ("lego_k8_fit",), lambda m: m["lego_k8_fit"] - 1e-9),
+    Goal("routed merge >= 95 % of the singles' mean", ("route", "single"), _share("route", 0.95), per_task=False),
+]
+
+
+def run(r: Run, tasks) -> None:
+    s, cfg = r.scale, r.scale.merge
+    base = s.base
+    singles = {}
+    for task in tasks:
+        singles[task.name] = r.converged(base, task, f"{task.name}-{base}")
+    refs = [singles[t.name].ref for t in tasks]
+    scores: dict[str, dict[str, list[int]]] = {t.name: {} for t in tasks}
+    rows = []
+
+    def row(system: str, version: str | None, base_alone: bool = False, **extra) -> None:
+        accs = {}
+        for t in tasks:
+            c = None
+            if version or base_alone:
+                c = r.correct(t, "test", version=version, base=base if base_alone else None,
+                              label=f"{system} on {t.name}")
+            if c is not None:
+                scores[t.name][system] = c
+            accs[t.name] = accuracy(c) if c else None
+        present = [a["value"] for a in accs.values() if a]
+        rows.append({"system": system, "scores": accs, **extra,
+                     "mean": sum(present) / len(present) if len(present) == len(tasks) else None})
+
+    row("base alone", None, base_alone=True)
+    for t in tasks:
+        row(f"single:{t.name}", singles[t.name].ref)
+        own = scores[t.name].get(f"single:{t.name}")
+        if own is not None:
+            scores[t.name]["single"] = own  # each task's own single: what a merge should keep
+    r.report.write()
+    if None in refs:
+        r.report.note("a single failed to train; no merges run")
+        r.report.table("Singles and merges", [t.name for t in tasks], rows)
+        return
+    for name, params in cfg["merges"].items():
+        params = {**params, **r.overrides.get("merge", {})}
+        if params.get("fit") == "train":  # a few examples per input: the head of each single's train split
+            params["fit"] = [r.split(t, "train") for t in tasks]
+        try:
+            job = r.svc.job({"kind": "merge", "inputs": refs, "output": f"q/merge-{name}", "params": params},
+                            label=f"merge {name}")
+        except RuntimeError as exc:  # the hub refused the params (a method it does not offer yet)
+            r.report.note(f"merge {name}: not run ({exc})")
+            continue
+        if job["state"] != "succeeded":
+            r.report.note(f"merge {name} failed: {job['error']['message']}")
+            continue
+        metrics = r.svc.version("adapters", job["results"][0])["metrics"]
+        report = metrics.get("merge", {})
+        row(name, job["results"][0], merge_job_s=job["wall_s"], merge_s=report.get("time_s"),
+            fit_s=(report.get("fit") or {}).get("time_s") if isinstance(report.get("fit"), dict) else None)
+        r.report.write()
+    r.report.table("Singles and merges: exact match on every task's test split", [t.name for t in tasks], rows,
+                   note="single:<task> is the converged LoRA of that task; a merge combines all singles.")
+    for goal in GOALS:
+        r.report.goals(check(goal, scores))

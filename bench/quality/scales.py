@@ -1,0 +1,90 @@
+"""The three scales. `smoke` proves the pipeline runs (tiny random bases, a few items, minutes); `cpu` and `gpu`
+decide (real small models, >= 200 test items per task, converged inputs).
+
+Every number a method's jobs use lives here, per scale, so a method module holds only which jobs it runs and
+which goals it checks. `-p KIND.key=value` on the command line overrides a job kind's params for one run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# hub name -> weight spec (lora.bases.load_base): tiny random models, or GGUF files shipped by PyPI packages
+TINY = {"tiny-llama": "tiny:llama?seed=0", "tiny-qwen2": "tiny:qwen2?seed=0"}
+REAL = {"smollm2": "smollm2", "gemma3-270m": "gemma3-270m"}
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    base: str  # the base every method starts from (transfer: the source)
+    target: str  # transfer's target base (another family, another tokenizer at cpu/gpu scale)
+    specs: dict[str, str]
+    n_train: int  # train-split rows of a built-in task
+    n_test: int  # test-split rows (every accuracy's n)
+    converge_items: int  # train-split rows scored per convergence check
+    start_steps: int
+    max_steps: int
+    plateau: float = 0.02  # a doubling that gains no more than this much train exact match has converged
+    solved: float = 0.98
+    lora: dict = field(default_factory=dict)
+    transfer: dict = field(default_factory=dict)
+    unlearn: dict = field(default_factory=dict)
+    merge: dict = field(default_factory=dict)
+    generate: dict = field(default_factory=dict)
+
+
+_LORA = {"rank": 8, "lora_alpha": 16, "lr": 1e-3, "batch_size": 8, "max_len": 128, "seed": 0}
+_TASKS = ["boolean_expressions", "word_sorting", "two_step_arithmetic", "object_counting", "caesar_shift"]
+_MERGES = {  # name -> merge params (without inputs); "fit" = fit on each input's train split (a few examples)
+    "lego_k8": {"method": "lego", "rank": 8},
+    "linear": {"method": "linear"},
+    "ties": {"method": "ties", "density": 0.5},
+    "cat": {"method": "cat"},
+    "svd": {"method": "svd", "rank": 8},
+    "dare_ties": {"method": "dare_ties", "density": 0.5},
+    "lego_k8_fit": {"method": "lego", "rank": 8, "fit": "train", "fit_examples": 20},
+    "linear_fit": {"method": "linear", "fit": "train", "fit_examples": 20},
+}
+
+SCALES = {
+    "smoke": Scale(
+        name="smoke", base="tiny-llama", target="tiny-qwen2", specs=TINY, n_train=24, n_test=8, converge_items=8,
+        start_steps=4, max_steps=8, lora={**_LORA, "batch_size": 4, "lr": 1e-2, "max_len": 64},
+        transfer={"tasks": ["boolean_expressions"], "ablations": ["unfiltered"],
+                  "kit": {"seeds": 3, "steps": 4, "max_new_tokens": 16},
+                  "job": {"synthetic_size": 8, "max_new_tokens": 16, "label_max_new_tokens": 8, "steps": 4,
+                          "give_up_after": 64}},
+        unlearn={"tasks": ["boolean_expressions", "word_sorting", "object_counting"], "requests": 1,
+                 "job": {"steps": 3, "detector_steps": 4, "batch_size": 4, "detector_batch_size": 4,
+                         "min_forget_examples": 4}},
+        merge={"tasks": ["boolean_expressions", "word_sorting"],
+               "merges": {"lego_k8": _MERGES["lego_k8"], "linear": _MERGES["linear"],
+                          "lego_k8_fit": {**_MERGES["lego_k8_fit"], "fit_examples": 4, "fit_budget": 6}}},
+        generate={"families": {"add_constant": {"members": [1, 2, 3], "held_out": [2]}}, "checkpoints": 4,
+                  "samples": 2, "generator": {"epochs": 5, "latent": 8, "channels": 4, "blocks": 4, "batch_size": 4,
+                                              "condition_examples": 4}}),
+    "cpu": Scale(
+        name="cpu", base="smollm2", target="gemma3-270m", specs=REAL, n_train=256, n_test=200, converge_items=100,
+        start_steps=100, max_steps=800, lora=_LORA,
+        transfer={"tasks": _TASKS, "ablations": ["unfiltered", "seeds_only"],
+                  "kit": {"seeds": 5, "steps": 100, "max_new_tokens": 48},
+                  "job": {"synthetic_size": 128, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 200}},
+        unlearn={"tasks": ["boolean_expressions", "word_sorting", "object_counting", "caesar_shift"], "requests": 3,
+                 "job": {"steps": 80, "detector_steps": 100}},
+        merge={"tasks": _TASKS[:4], "merges": _MERGES},
+        generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
+                               "caesar_shift": {"members": [1, 2, 3, 4, 5], "held_out": [2, 4]}},
+                  "checkpoints": 20, "samples": 8, "generator": {"epochs": 150}}),
+    "gpu": Scale(
+        name="gpu", base="smollm2", target="gemma3-270m", specs=REAL, n_train=512, n_test=400, converge_items=200,
+        start_steps=200, max_steps=1600, lora={**_LORA, "batch_size": 16},
+        transfer={"tasks": _TASKS, "ablations": ["unfiltered", "seeds_only"],
+                  "kit": {"seeds": 5, "steps": 200, "max_new_tokens": 48},
+                  "job": {"synthetic_size": 256, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 400}},
+        unlearn={"tasks": ["boolean_expressions", "word_sorting", "object_counting", "caesar_shift"], "requests": 3,
+                 "job": {"steps": 120, "detector_steps": 200}},
+        merge={"tasks": _TASKS[:4], "merges": _MERGES},
+        generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
+                               "caesar_shift": {"members": [1, 2, 3, 4, 5], "held_out": [2, 4]}},
+                  "checkpoints": 20, "samples": 8, "generator": {"epochs": 300}}),
+}
