@@ -10,7 +10,7 @@ from tests.hardening.conftest import port_of, raw_request, status_of
 @pytest.mark.parametrize("path", [
     "/api/models/%C4%80/x",                     # U+0100: not encodable in a latin-1 header
     "/api/models/a%04/x",                       # control character
-    "/api/models/a%00/x",                       # NUL
+    # a NUL is refused before any route, with a 422 (issue 27; test_edge_input.py)
     "/api/models/ns/x/revision/%0d%0aX-Evil:%201",  # CR LF: would split the header
     "/api/datasets/%E2%98%83/x",
     "/ns%0a/x/resolve/main/adapter_config.json",
