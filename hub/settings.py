@@ -25,8 +25,8 @@ class Settings:
     queue_routes: str = ""  # "merge=gpu,train=cpu": per-kind queue overrides (hub.job_kinds.queue_for)
     visibility_timeout: int = 3600  # Redis: a delivered, unacknowledged message goes to another worker after this
     stale_seconds: float = 60  # a running job without a heartbeat this long is taken over by another worker
-    recovery_seconds: float = 30  # how often an idle worker sweeps for lost jobs
-    requeue_queued_after: float = 60  # a job queued this long is sent to the broker again
+    recovery_seconds: float = 2  # how often an idle worker sweeps for lost jobs (once idle that long)
+    requeue_queued_after: float = 5  # a job queued this long beside an idle worker of its queue is sent again
     # a request body that stops arriving for this long is a 408: a client silent for a minute mid-body is gone, or
     # holding an API worker on purpose
     body_read_timeout_s: float = 60
@@ -56,8 +56,8 @@ class Settings:
             queue_routes=env.get("ADAPTARIUM_QUEUE_ROUTES", ""),
             visibility_timeout=int(env.get("ADAPTARIUM_VISIBILITY_TIMEOUT", "3600")),
             stale_seconds=float(env.get("ADAPTARIUM_STALE_SECONDS", "60")),
-            recovery_seconds=float(env.get("ADAPTARIUM_RECOVERY_SECONDS", "30")),
-            requeue_queued_after=float(env.get("ADAPTARIUM_REQUEUE_QUEUED_AFTER", "60")),
+            recovery_seconds=float(env.get("ADAPTARIUM_RECOVERY_SECONDS", "2")),
+            requeue_queued_after=float(env.get("ADAPTARIUM_REQUEUE_QUEUED_AFTER", "5")),
             body_read_timeout_s=float(env.get("ADAPTARIUM_BODY_READ_TIMEOUT_S", "60")),
             max_concurrent_uploads=int(env.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", "64")),
             max_waits_per_token=int(env.get("ADAPTARIUM_MAX_WAITS_PER_TOKEN", "8")),

@@ -8,7 +8,7 @@ kind when the job is dispatched (hub.job_kinds.queue_for).
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 
 from hub.dispatch import TASK_NAME, celery_config
 from hub.settings import Settings
@@ -21,25 +21,18 @@ app.conf.worker_hijack_root_logger = False
 
 @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)
 def run_job(job_id: str) -> str:
-    from workers.recovery import busy
+    from workers.recovery import activity
     from workers.runner import run_job as run
 
-    busy.set()
+    activity.job_started()
     try:
         return run(job_id)
     finally:
-        busy.clear()
-
-
-@worker_ready.connect
-def _start_recovery(sender=None, **_):
-    from workers.recovery import start
-
-    queues = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else ["gpu", "cpu"]
-    start(queues)
+        activity.job_ended()
 
 
 @worker_shutdown.connect
+@worker_process_shutdown.connect
 def _stop_recovery(**_):
     from workers.recovery import stop
 
@@ -49,10 +42,15 @@ def _stop_recovery(**_):
 @worker_process_init.connect
 def _join_fleet(**_):
     """Sent in the process that runs the jobs (the solo pool's only process, or each prefork child): that process is
-    the one the fleet view shows, under the name the runner claims jobs with."""
-    from workers import fleet
+    the one the fleet view shows, under the name the runner claims jobs with, and the one whose idleness the recovery
+    sweep (workers/recovery.py) waits for."""
+    from workers import fleet, recovery
 
-    fleet.start([q.name for q in app.amqp.queues.consume_from.values()] or ["gpu", "cpu"])
+    queues = [q.name for q in app.amqp.queues.consume_from.values()] or ["gpu", "cpu"]
+    fleet.start(queues)
+    # the recovery sweep runs where jobs run, so "idle" means this process runs no job (a prefork main process
+    # would always look idle and re-send jobs that only wait for a free child)
+    recovery.start(queues)
 
 
 @worker_shutdown.connect
