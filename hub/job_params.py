@@ -141,10 +141,11 @@ class TrainParams(TaskOrDataset, LoraFields):
 
 class EvaluateParams(TaskOrDataset):
     """Scores an input version (into its metrics), or with no input a base model alone (`base`; result data only).
-    An O3 (unlearned) version is scored with its gate unless gate is "off" (the plain PEFT files)."""
+    An O3 (unlearned) version is scored with its gate unless gate is "off" (the plain PEFT files); "calibrated" /
+    "paper" put that gate on every request's detector (the ablation)."""
 
     base: ref("base") | None = None
-    gate: Literal["auto", "off"] = "auto"
+    gate: Literal["auto", "off", "calibrated", "paper"] = "auto"
     limit: int | None = Field(None, ge=1, le=100_000)
     max_new_tokens: int | None = Field(None, ge=1, le=1024)
 
@@ -264,6 +265,10 @@ class UnlearnParams(LoraFields):
     nu: float = Field(0.1, gt=0, le=1)
     zeta: float = Field(10.0, gt=0)
     one_sided_gate: bool = True
+    gate: Literal["calibrated", "paper"] = "calibrated"
+    gate_tail_sd: float = Field(2.33, ge=0, le=100)
+    gate_max_width: float = Field(2.0, gt=0, le=100)
+    builtin_reference: bool = True
     min_forget_examples: int = Field(10, ge=2, le=MAX_COUNT)
 
 
@@ -278,7 +283,7 @@ class InferParams(Params):
     max_new_tokens: int = Field(64, ge=1, le=512)
     temperature: float = Field(0.0, ge=0, le=10)
     seed: int = Seed()
-    gate: Literal["auto", "off"] = "auto"
+    gate: Literal["auto", "off", "calibrated", "paper"] = "auto"
 
     def check_inputs(self, inputs: list[str]) -> None:
         if bool(inputs) == (self.base is not None):

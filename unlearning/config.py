@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 RELABEL_MODES = ("refusal", "wrong_option")
+GATES = ("calibrated", "paper")
 
 
 @dataclass
@@ -47,6 +48,19 @@ class UnlearnConfig:
     # would unload the LoRA for inputs that look *more* like the forget set than its own examples); False: the
     # formula exactly as written. See unlearning/gate.py.
     one_sided_gate: bool = True
+    # "calibrated" (default): per-detector normalised scores, a gate fitted on held-out forget inputs and on
+    # reference inputs, exactly 0 far from every forget set (lora/gating.py). "paper": the soft weight above
+    # (m1, m2, s from the detector's own splits; never below σ(−2) ≈ 0.12), kept as the ablation.
+    gate: Literal["calibrated", "paper"] = "calibrated"
+    # calibrated gate: fully open from this many standard deviations below the held-out forget inputs' mean
+    # normalised score (2.33: ~1 % of a normal tail left under it), ...
+    gate_tail_sd: float = 2.33
+    # ... and the ramp from closed to open at most this wide (normalised units ≈ e-folds of distance far out), so
+    # an input between the forget set and every reference input is not half gated
+    gate_max_width: float = 2.0
+    # calibrated gate: also shut it for generic everyday prompts and the built-in tasks' prompts (bar any the
+    # detector cannot tell from the forget set), besides the caller's reference inputs (unlearning/reference.py)
+    builtin_reference: bool = True
     # The fewest forget examples a request may have: with the 80/20 split, 10 leaves 8 to fit the detector and 2 to
     # calibrate the gate (a standard deviation needs two). The API refuses smaller forget sets (422).
     min_forget_examples: int = 10
@@ -73,14 +87,23 @@ class UnlearnConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lambda_orth", "lora_alpha", "lr", "detector_alpha", "detector_lr", "gamma", "zeta"):
+        for name in ("lambda_orth", "lora_alpha", "lr", "detector_alpha", "detector_lr", "gamma", "zeta",
+                     "gate_tail_sd"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if self.gate not in GATES:
+            raise ValueError(f"gate must be one of {list(GATES)}, got {self.gate!r}")
+        if not isinstance(self.gate_max_width, (int, float)) or isinstance(self.gate_max_width, bool) \
+                or self.gate_max_width <= 0:
+            raise ValueError(f"gate_max_width must be a positive number, got {self.gate_max_width!r}")
         for name in ("used_fraction", "mask_prob", "nu"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
                 raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
+        for name in ("one_sided_gate", "builtin_reference"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         for name in ("target_modules", "detector_target_modules"):

@@ -47,6 +47,7 @@ from lora.progress import Progress
 from lora.wrapping import wrapped
 from unlearning.config import UnlearnConfig
 from unlearning.encoder import ENCODER_NAME, TiedMLMHead, keep_rng, layer_means, load_encoder, tokenize
+from lora.gating import GateCalibration, fit_gate
 from unlearning.gate import calibration, soft_weight
 
 ORIGIN_SD = 3.0  # where the OCSVM's origin sits, in used-split standard deviations below the used mean (see above)
@@ -76,6 +77,10 @@ class Detector:
     max_len: int = 128
     n_used: int = 0
     n_rest: int = 0
+    # which gate weighs this detector's scores: "calibrated" (lora.gating, fitted by `calibrate`) or "paper" (the
+    # soft weight from m1, m2, s). Detectors stored before the calibrated gate existed read back as "paper".
+    gate: str = "paper"
+    calibration: GateCalibration | None = None
 
     # ---------------------------------------------------------------- scoring
 
@@ -106,7 +111,15 @@ class Detector:
     def scores(self, texts: list[str]) -> np.ndarray:
         return self.scores_from_features(self.features(texts))
 
-    def weights_from_scores(self, scores) -> np.ndarray:
+    def weights_from_scores(self, scores, gate: str | None = None) -> np.ndarray:
+        """w(x) per score under this detector's gate, or under `gate` ("calibrated" / "paper") for ablations."""
+        gate = gate or self.gate
+        if gate == "calibrated":
+            if self.calibration is None:
+                raise ValueError("this detector has no calibrated gate (an O3 state made before it existed)")
+            return self.calibration.weights(scores)
+        if gate != "paper":
+            raise ValueError(f"unknown gate {gate!r}")
         return np.array([soft_weight(float(x), self.m1, self.m2, self.s, self.zeta, self.one_sided_gate)
                          for x in scores])
 
@@ -125,7 +138,8 @@ class Detector:
         meta = {"format": FORMAT, "encoder": ENCODER_NAME, "svm_intercept": self.svm_intercept, "m1": self.m1,
                 "m2": self.m2, "s": self.s, "gamma": self.gamma, "zeta": self.zeta,
                 "one_sided_gate": self.one_sided_gate, "origin_sd": self.origin_sd, "max_len": self.max_len,
-                "n_used": self.n_used, "n_rest": self.n_rest}
+                "n_used": self.n_used, "n_rest": self.n_rest, "gate": self.gate,
+                "calibration": self.calibration.to_dict() if self.calibration is not None else None}
         return {
             f"{prefix}encoder/adapter_config.json": config_json,
             f"{prefix}encoder/adapter_model.safetensors": weights,
@@ -149,7 +163,9 @@ class Detector:
                    svm_intercept=float(meta["svm_intercept"]), m1=float(meta["m1"]), m2=float(meta["m2"]),
                    s=float(meta["s"]), gamma=float(meta["gamma"]), zeta=float(meta["zeta"]),
                    one_sided_gate=bool(meta["one_sided_gate"]), origin_sd=float(meta["origin_sd"]),
-                   max_len=int(meta["max_len"]), n_used=int(meta["n_used"]), n_rest=int(meta["n_rest"]))
+                   max_len=int(meta["max_len"]), n_used=int(meta["n_used"]), n_rest=int(meta["n_rest"]),
+                   gate=str(meta.get("gate", "paper")),
+                   calibration=GateCalibration.from_dict(meta["calibration"]) if meta.get("calibration") else None)
 
 
 def _features(peft_model, tokenizer, texts: list[str], max_len: int) -> torch.Tensor:
@@ -222,6 +238,24 @@ def fit_detector(encoder_lora: Adapter, used: torch.Tensor, rest: torch.Tensor, 
     detector.m1, detector.m2, detector.s = calibration(detector.scores_from_features(used).tolist(),
                                                        detector.scores_from_features(rest).tolist())
     return detector
+
+
+def fit_calibration(used_scores, held_out_scores, negative_scores, config: UnlearnConfig) -> GateCalibration:
+    """The calibrated gate for one detector, fitted on scores of held-out forget inputs (never the used split it
+    trained on) and of negatives (reference inputs). The used split's scores only anchor the normalisation (their
+    mean and std: four times as many points as the held-out ones)."""
+    used = np.asarray(used_scores, dtype=np.float64)
+    return fit_gate(held_out_scores, negative_scores, tail_sd=config.gate_tail_sd, max_width=config.gate_max_width,
+                    center=float(used.mean()), scale=float(used.std(ddof=1)) if used.size > 1 else None)
+
+
+def calibrate(detector: Detector, used_scores, held_out_scores, negative_scores,
+              config: UnlearnConfig) -> GateCalibration:
+    """fit_calibration, stored on the detector, whose gate becomes config.gate (the calibration is kept with the
+    paper gate too, for the report's ablation)."""
+    detector.calibration = fit_calibration(used_scores, held_out_scores, negative_scores, config)
+    detector.gate = config.gate
+    return detector.calibration
 
 
 def train_detector(used_texts: list[str], rest_texts: list[str], config: UnlearnConfig,

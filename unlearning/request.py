@@ -16,7 +16,9 @@ from lora import Adapter
 from lora.progress import Progress
 from lora.training import TrainConfig, train_lora
 from unlearning.config import UnlearnConfig
-from unlearning.detector import train_detector
+from lora.gating import auroc, cross_validated_weights, gate_summary
+from unlearning.detector import Detector, calibrate, fit_calibration, train_detector
+from unlearning.reference import GENERIC_PROMPTS, builtin_prompts, builtin_reference
 from unlearning.orthogonal import (a_matrices, concatenate, live_a_matrices, orthogonality_loss, overlap_norms,
                                    task_merged)
 from unlearning.relabelling import as_example, relabel
@@ -50,11 +52,59 @@ def split_forget(n: int, config: UnlearnConfig) -> tuple[list[int], list[int]]:
     return sorted(order[:n_used]), sorted(order[n_used:])
 
 
-def _auroc(positives: np.ndarray, negatives: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+def _negatives(detector: Detector, reference_inputs: list[str] | None, used_scores: np.ndarray,
+               rest_scores: np.ndarray, config: UnlearnConfig) -> tuple[dict[str, np.ndarray], dict]:
+    """Scores of the inputs the new gate must keep shut, by source, and what was used (unlearning/reference.py)."""
+    sources: dict[str, np.ndarray] = {}
+    used = {"caller": len(reference_inputs or []), "generic": 0, "builtin_tasks": [], "builtin_left_out": []}
+    if reference_inputs:
+        sources["caller"] = detector.scores(list(reference_inputs))
+    if config.builtin_reference:
+        sources["generic"] = detector.scores(GENERIC_PROMPTS)
+        used["generic"] = len(GENERIC_PROMPTS)
+        by_task = builtin_prompts()
+        flat = detector.scores([p for prompts in by_task.values() for p in prompts])
+        scores, start = {}, 0
+        for name, prompts in by_task.items():
+            scores[name], start = flat[start:start + len(prompts)], start + len(prompts)
+        prelim = fit_calibration(used_scores, rest_scores, np.concatenate(list(sources.values())), config)
+        kept, left_out = builtin_reference({name: prelim.weights(v) for name, v in scores.items()})
+        for name in kept:
+            sources[f"builtin:{name}"] = scores[name]
+        used["builtin_tasks"], used["builtin_left_out"] = kept, left_out
+    if not sources:
+        raise ValueError("the calibrated gate needs reference inputs: pass reference_inputs or keep "
+                         "builtin_reference on")
+    return sources, used
 
-    labels = np.r_[np.ones(len(positives)), np.zeros(len(negatives))]
-    return float(roc_auc_score(labels, np.r_[positives, negatives]))
+
+def _gate_report(detector: Detector, rest_scores: np.ndarray, negatives: dict[str, np.ndarray],
+                 config: UnlearnConfig) -> dict:
+    """The new detector's gate, as the issue asks a report to show it: the calibration, the weight distribution on
+    held-out forget inputs and on reference inputs (out-of-fold: each input weighed by a gate fitted without it;
+    and in-sample), the fractions open (≥ 0.9) and closed (≤ 0.05), AUROC beside them, and the paper gate's
+    distribution on the same inputs (the ablation)."""
+    all_negative = np.concatenate(list(negatives.values()))
+    anchor = detector.calibration
+    cv_pos, cv_neg = cross_validated_weights(rest_scores, all_negative, seed=config.seed,
+                                             tail_sd=config.gate_tail_sd, max_width=config.gate_max_width,
+                                             center=anchor.center, scale=anchor.scale)
+    caller = negatives.get("caller")
+    return {
+        "gate": config.gate,
+        "calibration": detector.calibration.to_dict(),
+        "held_out_forget": {"cross_validated": gate_summary(cv_pos),
+                            "in_sample": gate_summary(detector.weights_from_scores(rest_scores, "calibrated"))},
+        "reference": {"cross_validated": gate_summary(cv_neg),
+                      "in_sample": gate_summary(detector.weights_from_scores(all_negative, "calibrated"))},
+        "reference_by_source": {name: gate_summary(detector.weights_from_scores(scores, "calibrated"))
+                                for name, scores in negatives.items()},
+        # AUROC of the held-out forget inputs against the caller's reference (the retained data) when given,
+        # else against every negative
+        "auroc": auroc(rest_scores, caller if caller is not None else all_negative),
+        "paper_gate": {"held_out_forget": gate_summary(detector.weights_from_scores(rest_scores, "paper")),
+                       "reference": gate_summary(detector.weights_from_scores(all_negative, "paper"))},
+    }
 
 
 def unlearn(task_adapter_or_state: Adapter | O3State, model, tokenizer, forget_pairs, config: UnlearnConfig | None = None,
@@ -66,11 +116,12 @@ def unlearn(task_adapter_or_state: Adapter | O3State, model, tokenizer, forget_p
     - model, tokenizer: the base the task adapter belongs to (left exactly as it was, also on errors).
     - forget_pairs: (prompt, completion) pairs or dicts {"prompt", "completion"[, "options"]}; at least
       config.min_forget_examples of them. The detector sees the prompts (at inference only the input is known).
-    - reference_inputs: optional prompts from elsewhere (retained or general data); only used to report the new
-      detector's AUROC of its held-out forget prompts (the rest split) against them. Training never sees them.
+    - reference_inputs: optional prompts from elsewhere (retained or general data): negatives of the calibrated
+      gate (with the generic and built-in prompts of unlearning/reference.py unless builtin_reference is off), and
+      the negatives of the report's AUROC. The unlearning LoRA and the detector's training never see them.
     - progress: "unlearning" steps {"loss" (CE on the relabelled forget data), "orth_loss" (L_orth before the λ
       weight, so a λ = 0 run still shows the overlap), "lr"}, then "detector" steps {"loss", "mlm_loss",
-      "cel_loss"}, then "scoring" {"auroc"} when reference_inputs are given. Raise lora.progress.Cancelled in it to
+      "cel_loss"}, then "scoring" {"auroc"}. Raise lora.progress.Cancelled in it to
       stop; it propagates and the base and the encoder are left unwrapped.
     A later request keeps the unlearning LoRA it resumes (its rank, alpha and target modules win over the config's).
     """
@@ -122,22 +173,27 @@ def unlearn(task_adapter_or_state: Adapter | O3State, model, tokenizer, forget_p
 
     stage = time.perf_counter()
     rest_scores = detector.scores(rest_texts)
-    detector_report["rest_weight_mean"] = float(detector.weights_from_scores(rest_scores).mean())
-    detector_report["auroc"] = None
+    used_scores = detector.scores(used_texts)
+    negatives, sources = _negatives(detector, reference_inputs, used_scores, rest_scores, config)
+    calibrate(detector, used_scores, rest_scores, np.concatenate(list(negatives.values())), config)
+    gate = _gate_report(detector, rest_scores, negatives, config)
+    gate["sources"] = sources
+    detector_report["gate"] = gate
+    detector_report["auroc"] = gate["auroc"] if reference_inputs else None
     detector_report["n_reference"] = len(reference_inputs or [])
+    detector_report["rest_weight_mean"] = float(detector.weights_from_scores(rest_scores).mean())
     if reference_inputs:
-        ref_scores = detector.scores(list(reference_inputs))
-        detector_report["auroc"] = _auroc(rest_scores, ref_scores)
-        detector_report["reference_weight_mean"] = float(detector.weights_from_scores(ref_scores).mean())
-        if progress is not None:
-            progress("scoring", 1, 1, {"auroc": detector_report["auroc"]})
+        detector_report["reference_weight_mean"] = float(detector.weights_from_scores(negatives["caller"]).mean())
+    if progress is not None:
+        progress("scoring", 1, 1, {"auroc": gate["auroc"]})
     seconds["scoring"] = time.perf_counter() - stage
 
     # ---- 3. the new state and the one-adapter form
     t = len(earlier)
     summary = {"request": t, "n_forget": len(examples), "n_used": len(used_idx), "n_rest": len(rest_idx),
                "config": config.to_dict(), "final_loss": trained.losses[-1], "final_orth_loss": orth_losses[-1],
-               "auroc": detector_report["auroc"], "m1": detector.m1, "m2": detector.m2, "s": detector.s}
+               "auroc": detector_report["auroc"], "m1": detector.m1, "m2": detector.m2, "s": detector.s,
+               "gate": config.gate, "calibration": detector.calibration.to_dict()}
     state = O3State(task=task, unlearn=unlearn_adapter, a_history=[*earlier, a_now],
                     detectors=[*(previous.detectors if previous else []), detector],
                     requests=[*(previous.requests if previous else []), summary])

@@ -10,6 +10,7 @@ from peft import PeftModel
 from tests.unlearning.conftest import BASE
 from lora.bases import tiny_model
 from lora.evaluation import applied, generate
+from lora.gating import gate_summary
 from unlearning import gated_evaluate, gated_generate, gate_weights, o3_applied, unlearn_delta_scale
 
 
@@ -95,8 +96,9 @@ def test_gated_evaluate_scores_exact_match_with_the_gate(base, second, task):
     expected = np.mean([p.strip() == e["completion"].strip() for p, e in zip(predictions, examples)])
     correct = [int(p.strip() == e["completion"].strip()) for p, e in zip(predictions, examples)]
     assert result == {"exact_match": pytest.approx(expected), "n": 4, "gate_mean": 0.0, "correct": correct,
-                      "gate_weights": [0.0] * 4}
-    assert 0 < gated_evaluate(model, tok, second.state, examples)["gate_mean"] < 1
+                      "gate_weights": [0.0] * 4, "gate": gate_summary([0.0] * 4)}
+    assert result["gate"]["frac_closed"] == 1.0 and result["gate"]["frac_open"] == 0.0
+    assert gated_evaluate(model, tok, second.state, examples)["gate_mean"] > 0.9  # the forgotten task: gate open
 
 
 def test_gated_inference_leaves_the_base_unwrapped(base, second, forget_sets):

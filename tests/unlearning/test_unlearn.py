@@ -65,7 +65,8 @@ def test_gate_is_the_max_over_every_requests_detector(first, second, forget_sets
     assert per_detector.shape == (2, len(prompts))
     assert (per_detector[0] == detector_weights(first[0].state, prompts)[0]).all()
     assert (gate_weights(second.state, prompts) == per_detector.max(axis=0)).all()
-    assert ((per_detector > 0) & (per_detector < 1)).all()
+    assert ((per_detector >= 0) & (per_detector <= 1)).all()
+    assert (per_detector[:, -3:] == 0).all() and (per_detector[:, :6] > 0.9).all()  # calibrated: shut / open
 
 
 def test_detector_ranks_held_out_forget_prompts_above_other_inputs(first):

@@ -67,7 +67,12 @@ def test_evaluate_and_merge_on_trained_adapters():
     correct = scores.data.pop("eval/caesar_shift/correct")
     assert len(correct) == 8 and set(correct) <= {"0", "1"}
     assert correct.count("1") / 8 == scores.metrics["eval/caesar_shift/exact_match"]
-    assert scores.data.pop("eval/caesar_shift/items_per_s") > 0 and scores.data == scores.metrics
+    items_per_s = scores.data.pop("eval/caesar_shift/items_per_s")
+    # the same numbers under plain keys, so callers need not match the name-carrying keys by suffix
+    plain = scores.data.pop("scores")
+    assert plain == {"exact_match": scores.metrics["eval/caesar_shift/exact_match"], "n": 8, "correct": correct,
+                     "items_per_s": items_per_s, "source": "caesar_shift", "gate": None}
+    assert items_per_s > 0 and scores.data == scores.metrics
     ctx.inputs = ["t/a@1", "t/b@1"]
     for method in ("lego", "linear"):
         (merged,) = runner_for("merge")(ctx, validate_job("merge", ctx.inputs, {"method": method, "rank": 4}, OUT))

@@ -1,5 +1,11 @@
 """`evaluate`: exact match of an adapter version (or a base alone) on a task's test split or a dataset; the scores
-are the job's result and go into the version's metrics."""
+are the job's result and go into the version's metrics.
+
+An O3 version is scored as it is served (gate "auto": each request's detector with its own gate); "off" scores its
+plain PEFT files (keys under eval/<name>/ungated/), "calibrated" / "paper" put that gate on every detector (the
+ablation; keys under eval/<name>/gate_<gate>/), so an ablation never overwrites the served scores. Besides the
+name-keyed metrics, the job's data holds the same numbers under `scores` with plain keys, so a caller need not match
+key suffixes."""
 from __future__ import annotations
 
 from lora.evaluation import evaluate_task
@@ -7,11 +13,13 @@ from workers.kinds.base import JobContext, Output, eval_examples
 
 
 def run(ctx: JobContext, params: dict) -> list[Output]:
-    adapter, base, state = None, params.get("base"), None
+    adapter, base, state, is_o3 = None, params.get("base"), None, False
+    gate = params.get("gate", "auto")
     if ctx.inputs:
         adapter, info = ctx.load_adapter(ctx.inputs[0])
         base = info["base"]
-        if any(name.startswith("o3/") for name in info.get("files", ())) and params.get("gate", "auto") == "auto":
+        is_o3 = any(name.startswith("o3/") for name in info.get("files", ()))
+        if is_o3 and gate != "off":
             from unlearning import O3State
 
             state = O3State.from_files(ctx.load_files(ctx.inputs[0]))
@@ -25,19 +33,27 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     if state is not None:  # an O3 version: base + task + w(x)·unlearning LoRA, as it is meant to be served
         from unlearning import gated_evaluate
 
-        scores = gated_evaluate(model, tokenizer, state, examples, max_new_tokens=params.get("max_new_tokens"))
+        scores = gated_evaluate(model, tokenizer, state, examples, gate=gate,
+                                max_new_tokens=params.get("max_new_tokens"))
     else:
         scores = evaluate_task(model, tokenizer, adapter, examples, max_new_tokens=params.get("max_new_tokens"))
-    ctx.metric(f"eval/{name}/exact_match", scores["exact_match"])
-    metrics = {f"eval/{name}/exact_match": scores["exact_match"], f"eval/{name}/n": scores["n"]}
+    prefix = f"eval/{name}"
+    if is_o3 and gate == "off":
+        prefix += "/ungated"
+    elif is_o3 and gate != "auto":
+        prefix += f"/gate_{gate}"
+    plain = {"exact_match": scores["exact_match"], "n": scores["n"]}
     # per item, in the examples' order, for paired comparisons (bench/quality): on the job only, not the version
-    items = {f"eval/{name}/correct": "".join(str(c) for c in scores["correct"])}
+    items = {"correct": "".join(str(c) for c in scores["correct"])}
     if "items_per_s" in scores:
-        items[f"eval/{name}/items_per_s"] = scores["items_per_s"]
+        items["items_per_s"] = scores["items_per_s"]
     if state is not None:
-        metrics[f"eval/{name}/gate_mean"] = scores["gate_mean"]
-        items[f"eval/{name}/gate_weights"] = scores["gate_weights"]
-    elif params.get("gate") == "off" and adapter is not None and any(n.startswith("o3/") for n in info.get("files", ())):
-        metrics = {f"eval/{name}/ungated/{k.rsplit('/', 1)[1]}": v for k, v in metrics.items()}
-        items = {f"eval/{name}/ungated/{k.rsplit('/', 1)[1]}": v for k, v in items.items()}
-    return [Output(metrics=metrics, data={**metrics, **items})]
+        summary = scores["gate"]
+        plain.update(gate_mean=scores["gate_mean"], gate_frac_open=summary["frac_open"],
+                     gate_frac_closed=summary["frac_closed"])
+        items.update(gate_weights=scores["gate_weights"], gate_summary=summary)
+    ctx.metric(f"{prefix}/exact_match", scores["exact_match"])
+    metrics = {f"{prefix}/{k}": v for k, v in plain.items()}
+    data = {**metrics, **{f"{prefix}/{k}": v for k, v in items.items()},
+            "scores": {**plain, **items, "source": name, "gate": gate if is_o3 else None}}
+    return [Output(metrics=metrics, data=data)]
