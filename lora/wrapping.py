@@ -51,14 +51,21 @@ def _wrapped(model, config: LoraConfig, adapter: Adapter | None):
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
     was_training = model.training
     name = config.base_model_name_or_path
+    # get_peft_model replaces the name with the model's own name_or_path and warns when they differ (every job's
+    # log repeated it); ours is put back right after, so hand it none to replace
+    config.base_model_name_or_path = None
     # autocast_adapter_dtype: on a bf16/fp16 base the LoRA weights are still created in float32 (PEFT casts the
     # layer's input to them), so training updates small deltas at full precision and adapters save as float32
-    if adapter is None:
-        peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
-    else:  # the fresh LoRA init is overwritten at once: don't let it draw from the caller's random stream
-        with torch.random.fork_rng(devices=[]):
+    try:
+        if adapter is None:
             peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
-    if name is not None:  # get_peft_model overwrites it with the model's own name_or_path; ours names the base
+        else:  # the fresh LoRA init is overwritten at once: don't let it draw from the caller's random stream
+            with torch.random.fork_rng(devices=[]):
+                peft_model = get_peft_model(model, config, autocast_adapter_dtype=True)
+    finally:
+        if name is not None:  # get_peft_model set the model's own name_or_path; ours names the base
+            config.base_model_name_or_path = name
+    if name is not None:
         peft_model.peft_config["default"].base_model_name_or_path = name
     try:
         if adapter is not None:
