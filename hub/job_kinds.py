@@ -149,6 +149,11 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _a(kind: str) -> str:
+    """The article before a kind's name in messages: "an unlearn job", "a train job"."""
+    return "an" if kind[:1] in "aeiou" else "a"
+
+
 def validate_job(kind: str, inputs: list, params: dict, output: dict | None) -> dict:
     """Normalised params (defaults filled in) or JobParamsError saying what was wrong. Shape only: whether the
     objects named exist and may be read is the job service's check (it needs the database and the caller)."""
@@ -160,19 +165,19 @@ def validate_job(kind: str, inputs: list, params: dict, output: dict | None) -> 
         raise JobParamsError("inputs must be a list of version references")
     if not low <= len(inputs) <= high:
         want = f"exactly {low}" if low == high else f"{low} to {high}"
-        raise JobParamsError(f"a {kind} job takes {want} input version(s), got {len(inputs)}")
+        raise JobParamsError(f"{_a(kind)} {kind} job takes {want} input version(s), got {len(inputs)}")
     for ref in inputs:
         if not REF.match(ref):
             raise JobParamsError(f"input {ref!r} is not namespace/name[@version]")
     if spec.publishes:
         if not isinstance(output, dict) or set(output) != {"namespace", "name"}:
-            raise JobParamsError(f'a {kind} job needs output {{"namespace": ..., "name": ...}} (or "namespace/name")')
+            raise JobParamsError(f'{_a(kind)} {kind} job needs output {{"namespace": ..., "name": ...}} (or "namespace/name")')
         for key in ("namespace", "name"):
             value = output[key]
             if not isinstance(value, str) or not re.match(rf"^{NAME}$", value) or ".." in value:
                 raise JobParamsError(f"output.{key} {value!r} is not a valid name ([A-Za-z0-9._-], no '..')")
     elif output not in (None, {}):
-        raise JobParamsError(f"a {kind} job publishes no version; drop 'output'")
+        raise JobParamsError(f"{_a(kind)} {kind} job publishes no version; drop 'output'")
     if not isinstance(params, dict):
         raise JobParamsError("params must be an object")
     try:
