@@ -6,13 +6,45 @@ The broker URL comes from the settings: Redis in tests and production, or the em
 from __future__ import annotations
 
 import functools
+import os
+import time
+import uuid
 from pathlib import Path
 
 from celery import Celery
+from kombu.exceptions import ChannelError
+from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.utils.json import dumps
 
 from hub.settings import Settings
 
 TASK_NAME = "adaptarium.run_job"
+
+
+class _AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel, but a message file appears whole: kombu 5.7 creates the file under its final
+    name and writes it afterwards, and a worker polling in between moves the empty file away, fails to parse it
+    and stops ("Unrecoverable error: JSONDecodeError"), leaving every later job queued. Here the message is written
+    under a name no queue matches and renamed into place (atomic within one directory)."""
+
+    def _put(self, queue, payload, **kwargs):
+        name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".partial-{name}")
+        try:
+            with open(partial, "wb") as f:
+                f.write(dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(filesystem.Transport):
+    Channel = _AtomicFilesystemChannel
+
+
+ATOMIC_FILESYSTEM = "adaptarium-filesystem"
+TRANSPORT_ALIASES[ATOMIC_FILESYSTEM] = f"{__name__}:AtomicFilesystemTransport"
 
 
 def celery_config(broker_url: str, visibility_timeout: int = 3600) -> dict:
@@ -34,7 +66,7 @@ def celery_config(broker_url: str, visibility_timeout: int = 3600) -> dict:
         processed = folder.parent / "processed"
         folder.mkdir(parents=True, exist_ok=True)
         processed.mkdir(parents=True, exist_ok=True)
-        config["broker_url"] = "filesystem://"
+        config["broker_url"] = f"{ATOMIC_FILESYSTEM}://"
         config["broker_transport_options"] = {"data_folder_in": str(folder), "data_folder_out": str(folder),
                                               "processed_folder": str(processed), "store_processed": False,
                                               "control_folder": str(folder.parent / "control"),

@@ -1,0 +1,32 @@
+"""The embedded broker's messages appear whole: a worker polling the queue folder never sees a half-written file
+(kombu's own filesystem transport creates the file first and writes it after, and a worker that reads it in between
+stops with "Unrecoverable error: JSONDecodeError")."""
+import os
+
+from kombu import Connection
+
+from hub import dispatch
+from hub.dispatch import celery_config
+
+
+def test_a_message_is_written_aside_and_renamed_into_the_queue(tmp_path, monkeypatch):
+    config = celery_config(f"filesystem://{tmp_path}")
+    renames = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        assert os.path.getsize(src) > 0  # complete before it gets a name the worker looks for
+        renames.append((os.path.basename(src), os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(dispatch.os, "replace", replace)
+    with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
+        queue = conn.SimpleQueue("cpu")
+        queue.put({"job": "abc"})
+        message = queue.get(timeout=2)
+        assert message.payload == {"job": "abc"}
+        message.ack()
+        queue.close()
+    ((src, dst),) = renames
+    assert src.startswith(".partial-") and dst.endswith(".cpu.msg") and src.partition(".")[2] != "cpu.msg"
+    assert not os.listdir(tmp_path / "queue")
