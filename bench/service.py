@@ -42,7 +42,7 @@ def free_port() -> int:
 
 class Service:
     def __init__(self, cache_dir: Path | str = DEFAULT_CACHE, port: int | None = None, broker_url: str | None = None,
-                 log=print):
+                 log=lambda text: print(text, flush=True)):
         self.dir = Path(cache_dir).resolve()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = log

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         own = [parse(t, scale.n_train, scale.n_test) for t in args.task]
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
+    # `timeout` (gpu_run.sh) sends SIGTERM: leave through the with-blocks, so the hub stops and the report says so
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.time()
     paths = []
     with Service(args.cache_dir / scale.name, port=args.port, broker_url=args.broker) as svc:
@@ -93,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 paths.append(report.write("failed"))
                 print(f"{method} failed: {exc}", file=sys.stderr, flush=True)
                 continue
+            except (KeyboardInterrupt, SystemExit):
+                report.data["costs"].update(run.eval_costs())
+                report.note("stopped from outside (interrupt or time limit) before the method finished")
+                report.write("stopped")
+                raise
             report.data["costs"].update(run.eval_costs())
             paths.append(report.write("done"))
             held = {v: sum(g["verdict"] == v for g in report.data["goals"]) for v in ("held", "undecided",

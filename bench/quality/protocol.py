@@ -107,13 +107,16 @@ class Run:
 
     def converged(self, base: str, task: Task, name: str, **extra) -> Converged:
         """A LoRA on `base` trained on the task's train split until its train exact match plateaus (module doc).
-        `extra` params go to every train job (e.g. checkpoint_every for a generator's trajectories)."""
+        `extra` params go to every train job; checkpoints=N saves about N checkpoints along each run (a
+        generator's trajectories: checkpoint_every = steps // N)."""
         s = self.scale
+        checkpoints = extra.pop("checkpoints", None)
         steps, best, history = s.start_steps, None, []
         train_ds = self.split(task, "train")
         while True:
             job = self.svc.job({"kind": "train", "output": f"q/{name}", "params": {
-                "base": base, "dataset": train_ds, "steps": steps, **self.lora(**extra)}},
+                "base": base, "dataset": train_ds, "steps": steps, **self.lora(**extra),
+                **({"checkpoint_every": max(1, steps // checkpoints)} if checkpoints else {})}},
                 label=f"train {name} ({steps} steps)")
             if job["state"] != "succeeded":
                 return Converged(None, steps, None, None, f"training failed: {job['error']['message']}", history)

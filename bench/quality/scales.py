@@ -61,7 +61,7 @@ SCALES = {
                "merges": {"lego_k8": _MERGES["lego_k8"], "linear": _MERGES["linear"],
                           "lego_k8_fit": {**_MERGES["lego_k8_fit"], "fit_examples": 4, "fit_budget": 6}}},
         generate={"families": {"add_constant": {"members": [1, 2, 3], "held_out": [2]}}, "checkpoints": 4,
-                  "samples": 2, "generator": {"epochs": 5, "latent": 8, "channels": 4, "blocks": 4, "batch_size": 4,
+                  "samples": 2, "subspace_fit": {"fit_examples": 4, "fit_budget": 6}, "generator": {"epochs": 5, "latent": 8, "channels": 4, "blocks": 4, "batch_size": 4,
                                               "condition_examples": 4}}),
     "cpu": Scale(
         name="cpu", base="smollm2", target="gemma3-270m", specs=REAL, n_train=256, n_test=200, converge_items=100,
@@ -74,7 +74,7 @@ SCALES = {
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
         generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
                                "caesar_shift": {"members": [1, 2, 3, 4, 5], "held_out": [2, 4]}},
-                  "checkpoints": 20, "samples": 8, "generator": {"epochs": 150}}),
+                  "checkpoints": 20, "samples": 8, "subspace_fit": {"fit_examples": 20}, "generator": {"epochs": 150}}),
     "gpu": Scale(
         name="gpu", base="smollm2", target="gemma3-270m", specs=REAL, n_train=512, n_test=400, converge_items=200,
         start_steps=200, max_steps=1600, lora={**_LORA, "batch_size": 16},
@@ -86,5 +86,5 @@ SCALES = {
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
         generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
                                "caesar_shift": {"members": [1, 2, 3, 4, 5], "held_out": [2, 4]}},
-                  "checkpoints": 20, "samples": 8, "generator": {"epochs": 300}}),
+                  "checkpoints": 20, "samples": 8, "subspace_fit": {"fit_examples": 20}, "generator": {"epochs": 300}}),
 }
