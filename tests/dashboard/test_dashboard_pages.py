@@ -94,7 +94,9 @@ def made(hub, registered, worker):
         "params": {"condition": "text", "descriptions": ["shift by one", "shift by two"], "epochs": 6, "latent": 4,
                    "channels": 4, "blocks": 3}})
     jobs["generate"] = run("generate", {"kind": "generate", "inputs": ["card/gen@1"], "output": "card/gen-out",
-                                        "params": {"description": "shift by three"}})
+                                        "params": {"description": "shift by three", "samples": 3,
+                                                   "select": "likelihood",
+                                                   "examples": "builtin:caesar_shift?k=3&n=4&test=2"}})
     failed = finished(url, token, submit(url, token, {"kind": "train", "output": "card/never", "params": {
         "base": BROKEN, "task": TASK, "steps": 2, "rank": 2}}))
     assert failed["state"] == "failed", failed
@@ -139,7 +141,9 @@ def test_version_pages_of_each_method_read_like_a_model_card_without_unfolded_js
             assert f'os.environ["HF_ENDPOINT"] = "{url}"' in snippet
             assert f'PeftModel.from_pretrained(base_model, "{ref}", revision="v1")' in snippet
             assert browser.find_element(By.ID, "peft-config").get_attribute("open") is None
-        assert f"adaptarium pull {page.split('/', 2)[2]}" in text_of(browser, "#use-cli")
+        plural, ref = page.removeprefix("#/").split("/", 1)
+        command = "adaptarium pull" if plural == "adapters" else f"adaptarium {plural} pull"
+        assert f"{command} {ref} ./{ref.split('/')[1].split('@')[0]}" in text_of(browser, "#use-cli")
     assert page_errors(browser) == []
 
 
@@ -172,6 +176,12 @@ def test_each_report_card_shows_the_numbers_its_method_is_judged_by(browser, hub
     size = wait_for(browser, lambda d: d.find_elements(By.ID, "size-ratio"), what="size")[0].text
     assert "MB against" in size and "%" in size
     assert int(browser.find_element(By.ID, "generator-loss").get_attribute("data-points")) == 6
+
+    open_page(browser, url, token, "#/adapters/card/gen-out@1")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "generate-report"), what="generate report")
+    chosen = metrics("adapters/card/gen-out/versions/1")["generate"]["chosen"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#candidate-scores tr")
+    assert len(rows) == 3 and "(chosen)" in rows[chosen].text
 
     open_page(browser, url, token, "#/adapters/card/bool-kit@1")
     accuracy = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#kit-accuracy .stat-value"),
@@ -218,7 +228,7 @@ def test_lineage_draws_arrowheads_bases_and_one_label_per_edge_that_never_overla
     full_shot(browser, shots / "lineage.png")
 
 
-def test_job_list_filters_by_state_and_kind_from_the_url_and_from_its_selects(browser, hub, made):
+def test_job_list_filters_by_state_and_kind_from_the_url_and_from_its_selects(browser, hub, made, shots):
     url, token, _ = hub
     open_page(browser, url, token, "#/jobs?state=failed&kind=train")
 
@@ -233,6 +243,7 @@ def test_job_list_filters_by_state_and_kind_from_the_url_and_from_its_selects(br
     assert Select(browser.find_element(By.ID, "filter-state")).first_selected_option.text == "failed"
     assert Select(browser.find_element(By.ID, "filter-kind")).first_selected_option.text == "train"
     assert overflow(browser) <= 0
+    full_shot(browser, shots / "jobs-failed-train.png")
 
     Select(browser.find_element(By.ID, "filter-state")).select_by_value("succeeded")
     wait_for(browser, lambda d: d.current_url.endswith("#/jobs?state=succeeded&kind=train"), what="url follows")
@@ -246,7 +257,7 @@ def test_job_list_filters_by_state_and_kind_from_the_url_and_from_its_selects(br
     assert kinds == {"merge"}
 
 
-def test_job_list_pages_by_25_with_links_that_keep_the_filter(browser, hub, made):
+def test_job_list_pages_by_25_with_links_that_keep_the_filter(browser, hub, made, shots):
     url, token, _ = hub
     ids = [submit(url, token, {"kind": "noop", "params": {"seconds": 0}}) for _ in range(27)]
     open_page(browser, url, token, "#/jobs?kind=noop")
@@ -260,6 +271,9 @@ def test_job_list_pages_by_25_with_links_that_keep_the_filter(browser, hub, made
         By.CSS_SELECTOR, "#jobs tr[data-job]")] if d.current_url.endswith("page=2") else None, what="page 2")
     assert len(rows) >= 2 and set(ids[:2]) <= set(rows)  # newest first: the two oldest are on page 2
     assert not browser.find_element(By.ID, "page-next").is_displayed()
+    open_page(browser, url, token, "#/jobs")
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs tr[data-job]")) == 25, what="all jobs")
+    full_shot(browser, shots / "jobs.png")
     for job_id in ids:
         finished(url, token, job_id, timeout=120)
 

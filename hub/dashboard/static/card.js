@@ -105,7 +105,7 @@ async function madeBy(v) {
 // How to get it: PEFT through the hub's Hugging Face paths, and the CLI. The hub's own address is filled in.
 async function useIt(object, v) {
   const origin = location.origin;
-  const pull = `adaptarium pull ${v.ref} ./${v.name}`;
+  const pull = `adaptarium ${object === "adapter" ? "" : object + "s "}pull ${v.ref} ./${v.name}`;  // datasets|generators pull
   if (object !== "adapter") {
     const first = v.files[0] ? v.files[0].name : "";
     return `<pre class="snippet" id="use-cli">export ADAPTARIUM_URL=${esc(origin)} ADAPTARIUM_TOKEN=…   # your token
@@ -133,8 +133,9 @@ ${esc(pull)}</pre>`;
 // The metrics that are not a method's report: numbers in a table (long keys wrap), curves as charts.
 function metricsView(metrics) {
   const plain = Object.fromEntries(Object.entries(metrics).filter(([k]) => !REPORTS.includes(k)));
-  const curves = Object.entries(plain).filter(([, x]) => isCurve(x));
-  const rest = Object.fromEntries(Object.entries(plain).filter(([, x]) => !isCurve(x)));
+  const drawn = ([k, x]) => isCurve(x) && SERIES.test(k);
+  const curves = Object.entries(plain).filter(drawn);
+  const rest = Object.fromEntries(Object.entries(plain).filter(e => !drawn(e)));
   if (!curves.length && !Object.keys(rest).length) {
     return `<p class="muted">none${REPORTS.some(k => metrics[k]) ? " besides the report below" : ""}</p>`;
   }
@@ -142,6 +143,9 @@ function metricsView(metrics) {
 }
 
 function isCurve(x) { return Array.isArray(x) && x.length >= 2 && x.every(y => typeof y === "number"); }
+
+// numbers over steps or epochs are drawn; other lists of numbers (scores per held-out example) are not a curve
+const SERIES = /loss|curve/i;
 
 function curveBoxes(curves, prefix) {
   return curves.length ? `<div class="curves">${curves.map(([k, ys]) => `<div class="curve-box"><h3>${esc(k)}</h3>
@@ -165,7 +169,7 @@ function reportRest(report, skip, prefix) {
   for (const [k, x] of Object.entries(report)) {
     if (skip.includes(k)) continue;
     if (isScalar(x)) scalars[k] = x;
-    else if (isCurve(x) && x.length >= 3) curves.push([k, x]);
+    else if (isCurve(x) && x.length >= 3 && SERIES.test(k)) curves.push([k, x]);
     else if (Array.isArray(x) && x.every(isScalar) && x.length <= 12) scalars[k] = x;
     else if (isRows(x)) tables.push([k, x]);
     else if (x && typeof x === "object" && !Array.isArray(x) && Object.values(x).every(isScalar)) {
@@ -188,8 +192,12 @@ function num(x, digits = 4) { return x == null ? "—" : esc(fmt(typeof x === "n
 function reportCard(key, r, v, object) {
   const card = REPORT_CARDS[key];
   const { id, title, stats, body, skip } = card(r, v, object);
+  // what the method warns about (a discriminator at chance, ...) is said up front, not left in the details
+  const warned = Object.keys(r).filter(k => /warning/i.test(k) && r[k] && (typeof r[k] === "string" || Array.isArray(r[k]) && r[k].every(isScalar)));
+  const warnings = warned.flatMap(k => Array.isArray(r[k]) ? r[k] : [r[k]]);
   return `<section class="card report" id="${esc(id)}" data-report="${esc(key)}"><h2>${title}</h2>
-    ${stats.length ? `<div class="stats">${stats.join("")}</div>` : ""}${body || ""}${reportRest(r, skip || [], id)}</section>`;
+    ${warnings.map(w => `<p class="warning">${esc(w)}</p>`).join("")}
+    ${stats.length ? `<div class="stats">${stats.join("")}</div>` : ""}${body || ""}${reportRest(r, [...(skip || []), ...warned], id)}</section>`;
 }
 
 const REPORT_CARDS = {

@@ -91,7 +91,7 @@ async function viewJob(root, id) {
   function paramValue(kind, name, value) {
     const ref = kind && kind.references[name];
     if (ref && ref.object !== "base" && typeof value === "string") return refLink(value, ref.object);
-    return isScalar(value) ? esc(value) : Array.isArray(value) && value.every(isScalar) ? esc(value.join(", ")) : folded(value);
+    return isScalar(value) ? esc(value ?? "—") : Array.isArray(value) && value.every(isScalar) ? esc(value.join(", ")) : folded(value);
   }
 
   // step N of M from the newest progress event of the current stage; the ETA from the overall progress so far.
