@@ -11,7 +11,7 @@ import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 
 from hub.api import adapters, bases, edge, hf, jobs, namespaces, workers
 from hub.api.metrics import HubMetrics, MetricsMiddleware
@@ -40,9 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return overloaded("the database is busy; retry shortly")
 
     @app.exception_handler(OperationalError)
-    async def database_error(request: Request, exc: OperationalError) -> JSONResponse:
-        if "locked" in str(exc) or "too many clients" in str(exc):  # SQLite's lock wait ran out; PG's connection cap
-            return overloaded("the database is busy; retry shortly")
+    @app.exception_handler(InterfaceError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if database_unavailable(exc):
+            return overloaded("the database is unavailable or busy; retry shortly", retry_after_s=2)
         return await _internal_error(request, exc)
 
     app.state.body_read_timeout_s = settings.body_read_timeout_s
@@ -74,6 +75,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 # ------------------------------------------------------------------ error handling and body timeouts (issue 10)
 
 logger = logging.getLogger("adaptarium.api")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """A database error that is no fault of the request and passes: the server down, restarting or shutting down, a
+    connection it closed (the pool has already dropped it and reconnects on the next checkout), its connection cap,
+    SQLite's lock wait run out. Such a request is a 503 with Retry-After (issue 27 item 10: a PostgreSQL restart gave
+    500s); any other database error stays a 500, a fault to fix."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is not None:  # the server answered: connection exceptions (08), shutting down (57P), too many (53)
+        return sqlstate.startswith(("08", "57P", "53"))
+    message = str(exc.orig)
+    if "sqlite" in type(exc.orig).__module__:
+        return "locked" in message or "busy" in message
+    return True  # a client-side connection failure (refused, reset, closed): no state from the server at all
 
 
 def overloaded(detail: str, retry_after_s: int = 1) -> JSONResponse:
