@@ -72,6 +72,15 @@ def _student_config(config: TransferConfig) -> TrainConfig:
                        seed=config.seed)
 
 
+def _sampling_matches(config: TransferConfig, kit: Kit) -> bool | None:
+    """Whether the candidates are sampled as the kit's negatives were (None for a kit that did not record it)."""
+    kit_config = kit.report.get("config") or {}
+    if "temperature" not in kit_config:
+        return None
+    return (kit_config["temperature"] == config.temperature and kit_config.get("top_p") == config.top_p
+            and kit_config.get("max_new_tokens") == config.max_new_tokens)
+
+
 def _score_summary(collection: Collection) -> dict:
     """Mean p_real of all judged candidates and of the kept ones: how far the filter moved the set."""
     kept = [collection.scores[i] for i in collection.kept_index]
@@ -206,6 +215,8 @@ def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, ta
         **calibration,
         **(_score_summary(collection) if filtered and collection else {}),
         "seeds_used": len(seeds),
+        # the discriminator's negatives were sampled at the kit's settings; it judges best what looks like them
+        "sampling_matches_kit": _sampling_matches(config, kit) if filtered else None,
         # the kit's own warnings (e.g. a discriminator at chance): they apply to every transfer that uses it
         "kit_warnings": kit.warnings if filtered else [],
         **mmd,

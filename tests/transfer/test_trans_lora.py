@@ -89,6 +89,22 @@ def test_rank_filter_keeps_the_best_scored_candidates_of_its_pool(source, target
     assert report["kept_score_mean"] >= report["candidate_score_mean"]
 
 
+def test_a_kit_without_held_out_scores_falls_back_to_the_papers_threshold_with_rank_fill(source, target,
+                                                                                         source_adapter, kit):
+    report_without = {k: v for k, v in kit.report.items() if k != "heldout_real_scores"}
+    old = dataclasses.replace(kit, report=report_without)
+    report = run(source, target, source_adapter, old, dataclasses.replace(TRANSFER_CONFIG, steps=1)).report
+    assert report["filter"] == "calibrated" and report["threshold"] == 0.5
+    assert "no held-out real scores" in report["threshold_source"] and report["train_size"] == 6
+
+
+def test_the_report_says_whether_candidates_were_sampled_like_the_kits_negatives(result, source, target,
+                                                                                 source_adapter, kit):
+    assert result.report["sampling_matches_kit"] is False  # the test kit draws 24 tokens, the transfer 16
+    config = dataclasses.replace(TRANSFER_CONFIG, max_new_tokens=24, steps=1)
+    assert run(source, target, source_adapter, kit, config).report["sampling_matches_kit"] is True
+
+
 def test_kit_warnings_are_carried_into_the_transfer_report(source, target, source_adapter, kit):
     warned = dataclasses.replace(kit, report={**kit.report, "warnings": ["discriminator at chance on held-out data"]})
     report = run(source, target, source_adapter, warned, dataclasses.replace(TRANSFER_CONFIG, steps=1)).report
