@@ -253,7 +253,8 @@ def _event(e) -> dict:
     return {"seq": e.seq, "at": iso_utc(e.at), "type": e.type, "data": e.data}
 
 
-@router.post("/{job_id}/cancel", response_model=JobView, responses=errors(401, 403, 404, 409, 422))
+@router.post("/{job_id}/cancel", response_model=JobView, responses=errors(401, 403, 404, 409, 422, why={
+    409: "the job has ended, or is publishing its result (too late to cancel)"}))
 def cancel(job_id: str, request: Request, session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
     job = _get_visible(session, tok, job_id)
     _require_manage(session, tok, job)
