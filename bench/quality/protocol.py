@@ -140,6 +140,7 @@ class Run:
         test = self.correct(task, "test", version=best["ref"], label=f"test {name}")
         self.report.input(name, task.name, best["steps"], accuracy(best["train"]),
                           accuracy(test) if test else None, why=why, ref=best["ref"], history=history)
+        self.report.write()  # a long run shows every input as soon as it has converged
         return Converged(best["ref"], best["steps"], best["train"], test, why, history)
 
 
