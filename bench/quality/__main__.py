@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = []
     with Service(args.cache_dir / scale.name, port=args.port, broker_url=args.broker) as svc:
         print(f"hub {svc.url}, data in {svc.dir}", flush=True)
-        for name in {scale.base, scale.target}:
+        for name in [scale.base] + ([scale.target] if "transfer" in methods else []):  # only transfer needs two
             svc.add_base(name, scale.specs[name])
         for method in methods:
             print(f"[{method} @ {scale.name}]", flush=True)
