@@ -146,8 +146,17 @@ class EvaluateParams(TaskOrDataset):
 
     base: ref("base") | None = None
     gate: Literal["auto", "off", "calibrated", "paper"] = "auto"
+    # a built-in task's "train" or "test" (default); a dataset's rows whose "split" field has this value (default:
+    # every row)
+    split: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     limit: int | None = Field(None, ge=1, le=100_000)
     max_new_tokens: int | None = Field(None, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _builtin_splits(self):
+        if self.task is not None and self.split not in (None, "train", "test"):
+            raise ValueError(f"split: a built-in task has the splits train and test, not {self.split!r}")
+        return self
 
     def check_inputs(self, inputs: list[str]) -> None:
         if bool(inputs) == (self.base is not None):

@@ -25,6 +25,7 @@ from hub.settings import Settings
 from lora import Adapter
 from hub.job_kinds import KINDS, KindSpec, references
 from workers.kinds import runner_for
+from workers.kinds.base import split_pairs
 from workers.kinds.base import JobCancelled, Output
 
 log = logging.getLogger("adaptarium.runner")
@@ -99,11 +100,11 @@ class RegistryContext:
         self.log(f"loading base {base_name} ({spec})")
         return load_base(spec)
 
-    def load_dataset(self, ref: str) -> list[tuple[str, str]]:
+    def load_dataset(self, ref: str, split: str | None = None) -> list[tuple[str, str]]:
         version = self._version("dataset", ref)
         sha = next(f["sha256"] for f in version.files if f["name"] == "data.jsonl")
         rows = [json.loads(line) for line in self.services.store.read_bytes(sha).splitlines() if line.strip()]
-        return [(r["prompt"], r["completion"]) for r in rows]
+        return split_pairs(rows, split, ref)
 
     def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]:
         """Versions that name `ref` as their parent by `relation`, newest first, yanked ones left out."""

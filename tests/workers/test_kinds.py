@@ -71,7 +71,7 @@ def test_evaluate_and_merge_on_trained_adapters():
     # the same numbers under plain keys, so callers need not match the name-carrying keys by suffix
     plain = scores.data.pop("scores")
     assert plain == {"exact_match": scores.metrics["eval/caesar_shift/exact_match"], "n": 8, "correct": correct,
-                     "items_per_s": items_per_s, "source": "caesar_shift", "gate": None}
+                     "items_per_s": items_per_s, "source": "caesar_shift", "split": None, "gate": None}
     assert items_per_s > 0 and scores.data == scores.metrics
     ctx.inputs = ["t/a@1", "t/b@1"]
     for method in ("lego", "linear"):

@@ -47,7 +47,7 @@ class JobContext(Protocol):
     def load_adapter(self, ref: str) -> tuple[Adapter, dict]: ...
     def load_files(self, ref: str, object: str = "adapter") -> dict[str, bytes]: ...
     def load_base(self, base_name: str): ...
-    def load_dataset(self, ref: str) -> list[tuple[str, str]]: ...
+    def load_dataset(self, ref: str, split: str | None = None) -> list[tuple[str, str]]: ...
     def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]: ...
     def progress(self, fraction: float, stage: str | None = None, steps: tuple[int, int] | None = None) -> None: ...
     def log(self, message: str) -> None: ...
@@ -64,16 +64,32 @@ def load_pairs(ctx: JobContext, source: str, split: str = "train") -> list[tuple
     return ctx.load_dataset(source)
 
 
-def eval_examples(ctx: JobContext, source: str) -> tuple[list[dict], str]:
+def split_pairs(rows: list[dict], split: str | None, source: str) -> list[tuple[str, str]]:
+    """(prompt, completion) of a dataset's rows, or of those whose "split" field is `split` (one dataset can hold a
+    task's train and test rows; a split no row has is an error naming the splits there are)."""
+    if split is not None:
+        chosen = [r for r in rows if r.get("split") == split]
+        if not chosen:
+            present = sorted({str(r["split"]) for r in rows if "split" in r})
+            raise ValueError(f"dataset {source} has no rows with \"split\": {split!r}"
+                             + (f" (its splits: {', '.join(present)})" if present else " (its rows name no split)"))
+        rows = chosen
+    return [(r["prompt"], r["completion"]) for r in rows]
+
+
+def eval_examples(ctx: JobContext, source: str, split: str | None = None) -> tuple[list[dict], str]:
     """({"prompt", "completion"} examples to score, the name metrics carry) from "builtin:<task>?..." (its test
-    split) or a dataset version reference."""
+    split unless `split` says "train") or a dataset version reference (every row, or the rows of `split`). A split
+    other than the default shows in the name (`<name>.<split>`), so its scores never overwrite the default's."""
     if source.startswith("builtin:"):
         from lora.tasks import load_task
 
         task = load_task(source)
-        return task.test, task.name
-    rows = [{"prompt": p, "completion": c} for p, c in ctx.load_dataset(source)]
-    return rows, source.split("@", 1)[0].replace("/", ".")
+        if split not in (None, "train", "test"):
+            raise ValueError(f"a built-in task has the splits train and test, not {split!r}")
+        return getattr(task, split or "test"), task.name + (f".{split}" if split == "train" else "")
+    rows = [{"prompt": p, "completion": c} for p, c in ctx.load_dataset(source, split)]
+    return rows, source.split("@", 1)[0].replace("/", ".") + (f".{split}" if split else "")
 
 
 def config_from(config_class, params: dict):
@@ -107,7 +123,7 @@ class LocalContext:
     """An in-memory JobContext: adapters by ref, bases by lora.bases spec, datasets by ref; records what happens."""
 
     adapters: dict[str, tuple[Adapter, dict]] = field(default_factory=dict)
-    datasets: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    datasets: dict[str, list] = field(default_factory=dict)  # (prompt, completion) pairs or dict rows
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # ref -> extra files of that version
     lineage: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (ref, relation) -> derived refs
     job_id: str = "local"
@@ -125,8 +141,7 @@ class LocalContext:
             config_json, weights = self.adapters[ref][0].to_bytes()
             found.update({"adapter_config.json": config_json, "adapter_model.safetensors": weights})
         if ref in self.datasets:
-            found["data.jsonl"] = "".join(json.dumps({"prompt": p, "completion": c}) + "\n"
-                                          for p, c in self.datasets[ref]).encode()
+            found["data.jsonl"] = "".join(json.dumps(row) + "\n" for row in self._rows(ref)).encode()
         return found
 
     def load_base(self, base_name: str):
@@ -134,8 +149,11 @@ class LocalContext:
 
         return load_base(base_name)
 
-    def load_dataset(self, ref: str) -> list[tuple[str, str]]:
-        return self.datasets[ref]
+    def _rows(self, ref: str) -> list[dict]:
+        return [r if isinstance(r, dict) else {"prompt": r[0], "completion": r[1]} for r in self.datasets[ref]]
+
+    def load_dataset(self, ref: str, split: str | None = None) -> list[tuple[str, str]]:
+        return split_pairs(self._rows(ref), split, ref)
 
     def derived(self, ref: str, relation: str, object: str = "adapter") -> list[str]:
         return list(self.lineage.get((ref, relation), []))

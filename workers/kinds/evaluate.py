@@ -1,5 +1,6 @@
-"""`evaluate`: exact match of an adapter version (or a base alone) on a task's test split or a dataset; the scores
-are the job's result and go into the version's metrics.
+"""`evaluate`: exact match of an adapter version (or a base alone) on a task's test split (or `split` "train") or
+a dataset (every row, or the rows whose "split" field is `split`); the scores are the job's result and go into the
+version's metrics.
 
 An O3 version is scored as it is served (gate "auto": each request's detector with its own gate); "off" scores its
 plain PEFT files (keys under eval/<name>/ungated/), "calibrated" / "paper" put that gate on every detector (the
@@ -25,7 +26,7 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
             state = O3State.from_files(ctx.load_files(ctx.inputs[0]))
     ctx.progress(0.1, "loading base")
     model, tokenizer = ctx.load_base(base)
-    examples, name = eval_examples(ctx, params.get("task") or params["dataset"])
+    examples, name = eval_examples(ctx, params.get("task") or params["dataset"], params.get("split"))
     if params.get("limit"):
         examples = examples[: params["limit"]]
     ctx.check_cancelled()
@@ -55,5 +56,6 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     ctx.metric(f"{prefix}/exact_match", scores["exact_match"])
     metrics = {f"{prefix}/{k}": v for k, v in plain.items()}
     data = {**metrics, **{f"{prefix}/{k}": v for k, v in items.items()},
-            "scores": {**plain, **items, "source": name, "gate": gate if is_o3 else None}}
+            "scores": {**plain, **items, "source": name, "split": params.get("split"),
+                      "gate": gate if is_o3 else None}}
     return [Output(metrics=metrics, data=data)]
