@@ -4,11 +4,13 @@
                      progress=None, base_name=None, reference_inputs=None)
     result.merged_adapter   # plain PEFT adapter, ΔW = ΔW_task + ΔW_unlearn (what un-gated loaders get)
     result.state            # O3State: task adapter, unlearning LoRA, A history, detectors (to_files / from_files)
-    result.report           # loss curves, ‖A_k A_tᵀ‖, detector AUROC, gate calibration, seconds per stage
+    result.report           # loss curves, ‖A_k A_tᵀ‖, detector AUROC, the gate's calibration and its weights on
+                            # held-out forget and reference inputs (report["detector"]["gate"]), seconds per stage
     result.files()          # every file of the new version: primary adapter + o3/...
 
     completions, weights = gated_generate(model, tokenizer, O3State.from_files(files), prompts, gate="auto")
     gated_evaluate(model, tokenizer, state, examples, gate="auto")   # exact match, gated
+    # gate: "auto" (each detector's own gate: calibrated by default), "calibrated" / "paper" (ablation), "off", w
 
 A second request on result.state continues the sequence. PRIVACY: an O3 state's detectors hold encoder features of
 the forget sets (unlearning/detector.py); its files need the forget data's access rules.

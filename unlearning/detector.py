@@ -26,6 +26,10 @@ Scoring ("glocal"), oriented so that HIGHER = MORE LIKE THE FORGET SET throughou
   the used split. Held-out forget prompts score far below the used ones (m2 ≪ m1); the gate's two-mode F is built
   for exactly that gap.
 
+Gate. The score becomes a weight through the calibrated gate (lora/gating.py; `calibrate` fits it on the rest
+split, which the detector never trained on, against reference inputs, see unlearning/reference.py) or, for the
+ablation and for detectors stored before it existed, the paper's soft weight (unlearning/gate.py).
+
 Everything needed to score again is plain tensors and numbers (no sklearn object), stored with safetensors + JSON.
 PRIVACY: a detector holds features of its forget set (the feature bank is one 384-d vector per used example and layer,
 and the Mahalanobis means are averages of them); features of an encoder can leak the text they came from. Whoever

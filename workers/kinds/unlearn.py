@@ -23,6 +23,12 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     result = unlearn(previous, model, tokenizer, forget, config_from(UnlearnConfig, params),
                      progress=method_progress(ctx, stages=STAGES), base_name=info["base"],
                      reference_inputs=reference)
+    gate = result.report["detector"]["gate"]
+    held, ref = gate["held_out_forget"]["in_sample"], gate["reference"]["in_sample"]
+    ctx.log(f"gate: {gate['gate']}, threshold {gate['calibration']['threshold']:.3f} temperature "
+            f"{gate['calibration']['temperature']:.3f} (normalised); held-out forget inputs with weight >= 0.9: "
+            f"{held['frac_open']:.0%} of {held['n']}; reference inputs with weight <= 0.05: {ref['frac_closed']:.0%} "
+            f"of {ref['n']}; AUROC {gate['auroc']:.3f}")
     merged = result.merged_adapter
     merged.config["base_model_name_or_path"] = info["base"]
     extra = {name: data for name, data in result.files().items() if name.startswith("o3/")}
