@@ -5,7 +5,7 @@ left: queued -> cancelled at once; running -> a cancel request the worker sees a
 which it publishes nothing and ends "cancelled"; publishing -> 409 (too late), like a finished job.
 
 The first tests pin the state machine in hub.jobs on both databases; the last ones race a real Celery worker through
-the REST API (Redis db 1, flushed first) and count lost cancels: every cancel answered 200 must end "cancelled" with
+the REST API (Redis db 0, flushed first) and count lost cancels: every cancel answered 200 must end "cancelled" with
 nothing published.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from hub.registry import Conflict
 from tests.api.conftest import start_hub
 from tests.conftest import start_worker, stop_process, wait_until
 
-REDIS_URL = "redis://127.0.0.1:6379/1"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -254,7 +254,7 @@ def test_a_redis_restart_under_load_loses_and_doubles_nothing(tmp_path):
 def test_a_postgres_restart_under_load_answers_503_then_recovers_and_loses_nothing(tmp_path):
     database = PrivatePostgres()
     database.start()
-    broker_url = "redis://127.0.0.1:6379/1"
+    broker_url = "redis://127.0.0.1:6379/0"
     redis.Redis.from_url(broker_url).flushdb()
     live, stop = start_hub(tmp_path, database.url, ADAPTARIUM_BROKER_URL=broker_url)
     register_base(live)
