@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -37,6 +39,36 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing answered on 127.0.0.1:{port} within {timeout}s")
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free port, no persistence (like the shared one)."""
+
+    def __init__(self):
+        self.port, self.dir = free_port(), Path(tempfile.mkdtemp(prefix="adaptarium-redis-"))
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(self.port),
+                        "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+                        "--logfile", str(self.dir / "redis.log")], check=True)
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True)
+        wait_until(lambda: not listening(self.port), 10, "the private Redis to stop")
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

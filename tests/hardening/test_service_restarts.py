@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,33 +30,11 @@ import pytest
 import redis
 
 from tests.api.conftest import start_hub
-from tests.conftest import free_port, start_worker, stop_process, wait_for_port, wait_until
+from tests.conftest import PrivateRedis, free_port, start_worker, stop_process, wait_until
 from tests.hardening.conftest import lora_files, register_base, upload
 
 REQUEST_TIMEOUT_S = 15  # a request that takes longer counts as a hang
 OK = {"upload": 201, "tag": 200, "submit": 202, "read": 200}
-
-
-class PrivateRedis:
-    """A redis-server of this test's own on a free port, no persistence (like the shared one)."""
-
-    def __init__(self):
-        self.port, self.dir = free_port(), Path(tempfile.mkdtemp(prefix="adaptarium-redis-"))
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(self.port),
-                        "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-                        "--logfile", str(self.dir / "redis.log")], check=True)
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True)
-        wait_until(lambda: not _listening(self.port), 10, "the private Redis to stop")
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class PrivatePostgres:
@@ -96,14 +74,6 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _listening(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
 
 
 @dataclass

@@ -14,22 +14,21 @@ import pytest
 import redis
 
 from tests.api.conftest import TINY_BASE, make_adapter_dir, start_hub, upload
-from tests.conftest import start_worker, stop_process, wait_until
+from tests.conftest import PrivateRedis, start_worker, stop_process, wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/10"
 FAST_RECOVERY = {"ADAPTARIUM_VISIBILITY_TIMEOUT": "6", "ADAPTARIUM_STALE_SECONDS": "3",
                  "ADAPTARIUM_RECOVERY_SECONDS": "1", "ADAPTARIUM_REQUEUE_QUEUED_AFTER": "2"}
 
 
-@pytest.fixture
-def hub_env(tmp_path, tiny_base):
-    redis.Redis.from_url(REDIS_URL).flushdb()
-    live, stop = start_hub(tmp_path, ADAPTARIUM_BROKER_URL=REDIS_URL)
+def _hub_env(tmp_path, tiny_base, broker_url: str):
+    redis.Redis.from_url(broker_url).flushdb()
+    live, stop = start_hub(tmp_path, ADAPTARIUM_BROKER_URL=broker_url)
     with live.client() as c:
         assert c.post("/api/v1/bases", json=tiny_base[2]).status_code == 201
     env = {**os.environ, **FAST_RECOVERY, "ADAPTARIUM_DATA_DIR": str(live.settings.data_dir),
            "ADAPTARIUM_DATABASE_URL": live.settings.database_url, "ADAPTARIUM_STORAGE_URL": live.settings.storage_url,
-           "ADAPTARIUM_BROKER_URL": REDIS_URL}
+           "ADAPTARIUM_BROKER_URL": broker_url}
     workers: list[subprocess.Popen] = []
 
     def start(name: str) -> subprocess.Popen:
@@ -40,6 +39,25 @@ def hub_env(tmp_path, tiny_base):
     for proc in workers:
         stop_process(proc)
     stop()
+
+
+@pytest.fixture
+def hub_env(tmp_path, tiny_base):
+    yield from _hub_env(tmp_path, tiny_base, REDIS_URL)
+
+
+@pytest.fixture
+def private_broker():
+    """A Redis of the test's own: restarting the shared one would drop every other user's queued messages."""
+    broker = PrivateRedis()
+    broker.start()
+    yield broker
+    broker.remove()
+
+
+@pytest.fixture
+def hub_env_private_broker(tmp_path, tiny_base, private_broker):
+    yield from _hub_env(tmp_path, tiny_base, private_broker.url)
 
 
 def test_sigkilled_worker_job_completes_exactly_once_on_a_new_worker(hub_env):
@@ -64,17 +82,14 @@ def test_sigkilled_worker_job_completes_exactly_once_on_a_new_worker(hub_env):
     assert live.scalar("select count(*) from adapter_versions where job_id is not null") == 1
 
 
-def test_job_queued_during_a_redis_restart_still_runs(hub_env):
-    live, start_worker = hub_env
+def test_job_queued_during_a_redis_restart_still_runs(hub_env_private_broker, private_broker):
+    live, start_worker = hub_env_private_broker
     with live.client() as c:
         job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 0.2}}).json()
-        assert redis.Redis.from_url(REDIS_URL).llen("cpu") == 1  # the message is in Redis...
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "shutdown", "nosave"], check=False)
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-                        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-                        "--logfile", "/var/log/redis/ci.log"], check=True)
-        wait_until(lambda: _redis_up(), 20, "Redis to come back")
-        assert redis.Redis.from_url(REDIS_URL).llen("cpu") == 0  # ...and Redis lost it (nothing is kept on disk)
+        assert redis.Redis.from_url(private_broker.url).llen("cpu") == 1  # the message is in Redis...
+        private_broker.stop()
+        private_broker.start()
+        assert redis.Redis.from_url(private_broker.url).llen("cpu") == 0  # ...and Redis lost it (nothing on disk)
         start_worker("after-restart")
         done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{job['id']}").json())["state"] in
                           ("succeeded", "failed") and j, 60, "the requeued job")
@@ -124,13 +139,6 @@ def test_cancelling_a_queued_job_revokes_its_message(hub_env):
         done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{queued['id']}").json())["state"] == "succeeded" and j,
                           60, "the retried job")
         assert done["attempts"] == 1
-
-
-def _redis_up() -> bool:
-    try:
-        return redis.Redis.from_url(REDIS_URL).ping()
-    except redis.ConnectionError:
-        return False
 
 
 def test_job_submitted_while_the_broker_is_down_is_accepted_and_runs_later(tmp_path, tiny_base):
