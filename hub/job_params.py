@@ -222,6 +222,7 @@ class TransferKitParams(TaskOrDataset, LoraFields):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(64, ge=1, le=2048)
     candidate_batch_size: int = Field(16, ge=1, le=1024)
+    lr: float = Field(1e-3, gt=0, le=1)  # KitConfig's: a yes/no discriminator needs more than the LoRA default
 
 
 class TransferParams(LoraFields):

@@ -80,13 +80,14 @@ class KitConfig(_Plain):
     max_new_tokens: int = 64
     # candidates generated per generate() call: memory vs. speed, no effect on results
     candidate_batch_size: int = 16
-    # the discriminator LoRA: the same small shape as the student (q, v; r=8, alpha=16). lr 2e-4 and batch 8 are
-    # the paper's fine-tuning settings; 100 steps is the train job's default (about 2 epochs of 2 x 200 examples)
+    # the discriminator LoRA: the same small shape as the student (q, v; r=8, alpha=16), batch 8 as in the paper,
+    # 100 steps as the train job. lr 1e-3, not the paper's 2e-4: in 100 steps 2e-4 leaves it at chance (measured on
+    # a tiny llama, word_sorting, |D| = 64: held-out balanced accuracy 0.50, AUROC 0.37; 1e-3: 0.96, AUROC 0.99)
     rank: int = 8
     lora_alpha: float = 16
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     steps: int = 100
-    lr: float = 2e-4
+    lr: float = 1e-3
     batch_size: int = 8
     # the discriminator prompt is the input plus the question; inputs longer than this lose their start
     max_len: int = 256
