@@ -7,24 +7,23 @@ safe while uploads of the same content run).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import typer
 
+from hub.cli_common import DATA_DIR, existing_database, settings_for
 
-def gc(data_dir: Path = typer.Option(Path("./adaptarium-data"), envvar="ADAPTARIUM_DATA_DIR",
-                                     help="Where the database, blobs and broker live (the same as for `up`)."),
+
+def gc(data_dir: Path = DATA_DIR,
        grace_hours: float = typer.Option(24.0, min=0, help="Keep blobs claimed or written this recently."),
        dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be removed; remove nothing."),
        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")):
     """Remove unreferenced blobs older than the grace period (and stale staging files)."""
     from hub import gc as collector
     from hub.db import make_engine, make_session_factory
-    from hub.settings import Settings
 
-    settings = Settings.from_env({**os.environ, "ADAPTARIUM_DATA_DIR": str(data_dir.resolve())})
-    engine = make_engine(settings.database_url)
+    settings = settings_for(data_dir)
+    engine = make_engine(existing_database(settings))
     try:
         store = settings.open_store()
         report = collector.collect_garbage(make_session_factory(engine), store, grace_s=grace_hours * 3600,

@@ -14,7 +14,11 @@ import httpx
 
 from hub.storage import Staging
 
-UPLOAD_NAMES = ("adapter_config.json", "adapter_model.safetensors", "README.md")
+# the files an upload of each registry object may carry (the API's ADAPTER_FILES etc.), the first ones required
+UPLOADS = {"adapter": ("adapter_config.json", "adapter_model.safetensors", "README.md"),
+           "dataset": ("data.jsonl", "README.md"),
+           "generator": ("generator_config.json", "generator.safetensors", "README.md")}
+PLURAL = {"adapter": "adapters", "dataset": "datasets", "generator": "generators"}
 
 
 class ClientError(Exception):
@@ -87,34 +91,43 @@ class HubClient:
     def post(self, path: str, json: dict, headers: dict | None = None) -> dict:
         return self._check(self.http.post(path, json=json, headers=headers)).json()
 
+    def put(self, path: str, json: dict) -> dict:
+        return self._check(self.http.put(path, json=json)).json()
+
+    def delete(self, path: str) -> dict:
+        return self._check(self.http.delete(path)).json()
+
     # ------------------------------------------------------------------ registry
 
     def add_base(self, body: dict) -> dict:
         return self.post("/api/v1/bases", body)
 
     def push(self, directory: Path, namespace: str, name: str, tag: str | None = None, base: str | None = None,
-             on_bytes: Callable[[int], None] | None = None) -> dict:
+             on_bytes: Callable[[int], None] | None = None, object: str = "adapter",
+             files: dict[str, Path] | None = None, description: str | None = None) -> dict:
+        """Upload the object's files found in `directory` (or exactly `files`, upload name -> path)."""
         directory = Path(directory)
-        files = {n: directory / n for n in UPLOAD_NAMES if (directory / n).is_file()}
-        fields = {k: v for k, v in {"tag": tag, "base": base}.items() if v}
+        files = files or {n: directory / n for n in UPLOADS[object] if (directory / n).is_file()}
+        fields = {k: v for k, v in {"tag": tag, "base": base, "description": description}.items() if v}
         content, headers = multipart_body(files, fields, on_bytes)
-        response = self.http.post(f"/api/v1/adapters/{namespace}/{name}/versions", content=content, headers=headers)
+        response = self.http.post(f"/api/v1/{PLURAL[object]}/{namespace}/{name}/versions", content=content,
+                                  headers=headers)
         return self._check(response).json()
 
-    def version(self, namespace: str, name: str, ref: str = "latest") -> dict:
-        return self.get(f"/api/v1/adapters/{namespace}/{name}/versions/{ref}")
+    def version(self, namespace: str, name: str, ref: str = "latest", object: str = "adapter") -> dict:
+        return self.get(f"/api/v1/{PLURAL[object]}/{namespace}/{name}/versions/{ref}")
 
     def pull(self, namespace: str, name: str, ref: str, directory: Path,
-             on_bytes: Callable[[int], None] | None = None) -> dict:
+             on_bytes: Callable[[int], None] | None = None, object: str = "adapter") -> dict:
         """Download every file of a version into `directory`, checking each sha256; returns the version."""
-        version = self.version(namespace, name, ref)
+        version = self.version(namespace, name, ref, object)
         directory = Path(directory)
         for entry in version["files"]:
             target = directory / entry["name"]
             if not target.resolve().is_relative_to(directory.resolve()):
                 raise ClientError(0, f"refusing to write {entry['name']!r} outside {directory}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            url = f"/api/v1/adapters/{namespace}/{name}/versions/{version['number']}/files/{entry['name']}"
+            url = f"/api/v1/{PLURAL[object]}/{namespace}/{name}/versions/{version['number']}/files/{entry['name']}"
             staging = Staging(target.parent, max_bytes=None)  # hashes and writes on helper threads, like uploads
             try:
                 with self.http.stream("GET", url) as response:
@@ -142,3 +155,17 @@ class HubClient:
 
     def job(self, job_id: str) -> dict:
         return self.get(f"/api/v1/jobs/{job_id}")
+
+    def job_id(self, prefix: str) -> str:
+        """The one job id you may see that starts with `prefix` (git-style); ClientError 404 for none, 409 listing
+        the matches for several. A full 32-character id is taken as it is."""
+        if len(prefix) == 32:
+            return prefix
+        matches = self.get("/api/v1/jobs", id_prefix=prefix, limit=11)["items"]
+        if not matches:
+            raise ClientError(404, f"no job {prefix!r}")
+        if len(matches) > 1:
+            listed = ", ".join(f"{j['id'][:12]} ({j['kind']}, {j['state']})" for j in matches[:10])
+            raise ClientError(409, f"job id prefix {prefix!r} is ambiguous: {listed}"
+                                   f"{' ...' if len(matches) > 10 else ''}")
+        return matches[0]["id"]

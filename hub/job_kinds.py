@@ -36,15 +36,32 @@ class KindSpec:
     # checks that need the registry, run at submit after every reference resolved: check(resolved) -> params
     # (possibly completed, e.g. with the kit found through lineage) or raises hub.registry.Invalid
     check: Callable[[Any], dict] | None = None
+    # what each of a finished job's results names, in order, given its params (None: its one output; a kind
+    # publishing several objects under one name, like a kit's adapter and seed dataset, says so here)
+    published: Callable[[dict], tuple[str, ...]] | None = None
 
     @property
     def publishes(self) -> bool:
         return self.output in ("adapter", "dataset", "generator")
 
+    def result_objects(self, params: dict, count: int) -> list[str]:
+        """The object each of `count` result refs names (evaluate's result is the version it scored)."""
+        objects = self.published(params or {}) if self.published else (
+            (self.output,) if self.publishes else (self.input_object,))
+        return [objects[min(i, len(objects) - 1)] for i in range(count)]
+
+
+def _kit_objects(params: dict) -> tuple[str, ...]:
+    return ("adapter", "dataset")
+
+
+def _train_objects(params: dict) -> tuple[str, ...]:
+    return ("adapter", "adapter", "dataset") if params.get("transfer_kit") else ("adapter",)
+
 
 KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("train", p.TrainParams, (0, 0), "adapter", "gpu", "LoRA fine-tuning on a built-in task or a dataset",
-             config="lora.training:TrainConfig"),
+             config="lora.training:TrainConfig", published=_train_objects),
     KindSpec("evaluate", p.EvaluateParams, (0, 1), "metrics", "gpu",
              "exact match of a version (or of a base alone) on a task's test split or a dataset; into its metrics"),
     KindSpec("merge", p.MergeParams, (2, 64), "adapter", "cpu", "LoRA-LEGO or a standard merge of adapters on one base",
@@ -52,7 +69,8 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("noop", p.NoopParams, (0, 0), "none", "cpu", "waits; for dispatch tests and benchmarks"),
     KindSpec("transfer_kit", p.TransferKitParams, (1, 1), "adapter", "gpu",
              "Trans-LoRA kit for an adapter while its data exists: a discriminator adapter and a seed dataset",
-             relation="discriminates_for", config="transfer.config:KitConfig", check=checks.transfer_kit),
+             relation="discriminates_for", config="transfer.config:KitConfig", check=checks.transfer_kit,
+             published=_kit_objects),
     KindSpec("transfer", p.TransferParams, (1, 1), "adapter", "gpu",
              "Trans-LoRA: move an adapter to another base with synthetic data filtered by its kit",
              relation="transferred_from", config="transfer.config:TransferConfig", check=checks.transfer),

@@ -33,10 +33,18 @@ def job_to_dict(job: Job) -> dict:
     return {
         "id": job.id, "kind": job.kind, "state": job.state, "progress": job.progress, "stage": job.stage,
         "inputs": job.inputs, "params": job.params, "output": job.output, "results": job.results,
+        "result_objects": _result_objects(job),
         "result": job.result, "error": job.error, "attempts": job.attempts, "worker": job.worker, "queue": job.queue,
         "created_by": job.created_by, "created_at": iso_utc(job.created_at), "started_at": iso_utc(job.started_at),
         "finished_at": iso_utc(job.finished_at), "device": job.device,
     }
+
+
+def _result_objects(job: Job) -> list[str]:
+    """What each result ref names: a kit's adapter and its seed dataset share one name, so a ref alone is ambiguous."""
+    results = job.results or []
+    spec = KINDS.get(job.kind)
+    return spec.result_objects(job.params, len(results)) if spec else ["adapter"] * len(results)
 
 
 @dataclass
@@ -187,8 +195,11 @@ def get_job(session: Session, job_id: str) -> Job:
     return job
 
 
-def list_jobs(session: Session, state: str | None = None, kind: str | None = None, limit: int = 200) -> list[Job]:
+def list_jobs(session: Session, state: str | None = None, kind: str | None = None, limit: int = 200,
+              id_prefix: str | None = None) -> list[Job]:
     query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+    if id_prefix:  # the CLI's git-style short ids; escaped, so a '%' or '_' matches only itself
+        query = query.where(Job.id.startswith(id_prefix, autoescape=True))
     if state:
         query = query.where(Job.state == state)
     if kind:

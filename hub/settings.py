@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+# the one default data dir: `up`, `worker`, `token`, `gc` and the API all fall back to it (relative to the cwd)
+DEFAULT_DATA_DIR = "./adaptarium-data"
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -44,7 +47,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
-        data_dir = Path(env.get("ADAPTARIUM_DATA_DIR", "./adaptarium-data")).resolve()
+        data_dir = Path(env.get("ADAPTARIUM_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
         return cls(
             data_dir=data_dir,
             database_url=env.get("ADAPTARIUM_DATABASE_URL", f"sqlite:///{data_dir / 'adaptarium.db'}"),

@@ -22,7 +22,7 @@ from hub.api.job_waits import job_waits
 from hub.api.openapi import errors, job_submit_schema
 from hub.job_kinds import KINDS, describe, namespaces_named, validate_job
 from hub.job_params import JobParamsError
-from hub.models import ApiToken, Job, Namespace, iso_utc
+from hub.models import JOB_STATES, ApiToken, Job, Namespace, iso_utc
 from hub.registry import Invalid, NotFound
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=errors(503))
@@ -57,6 +57,7 @@ class JobView(Schema):
     params: dict
     output: dict | None
     results: list[str]  # refs of the versions the job published (or, for evaluate, the version it scored)
+    result_objects: list[str] = []  # what each of them names: adapter, dataset or generator
     result: dict | None  # data the job returned (evaluate's scores, infer's completions)
     error: dict | None
     attempts: int
@@ -198,8 +199,14 @@ def _submit(body: JobIn, request: Request, tok: ApiToken | None, idempotency_key
 
 @router.get("", summary="List jobs, newest first", response_model=JobList, responses=errors(401, 422))
 def list_jobs(state: str | None = None, kind: str | None = None, limit: int = Query(200, ge=1, le=1000),
+              id_prefix: str | None = Query(None, pattern="^[0-9a-f]{1,32}$",
+                                            description="only jobs whose id starts with this (short ids)"),
               session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
-    found = job_service.list_jobs(session, state=state, kind=kind, limit=limit)
+    if state is not None and state not in JOB_STATES:  # else a typo answers an empty list, as if nothing matched
+        raise Invalid(f"unknown job state {state!r}; one of {', '.join(JOB_STATES)}")
+    if kind is not None and kind not in KINDS:
+        raise Invalid(f"unknown job kind {kind!r}; one of {', '.join(KINDS)}")
+    found = job_service.list_jobs(session, state=state, kind=kind, limit=limit, id_prefix=id_prefix)
     readable = _readable(session, tok)
     return {"items": [_view(session, tok, j) for j in found if _visible(session, tok, j, readable)]}
 

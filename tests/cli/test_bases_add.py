@@ -6,7 +6,7 @@ import json
 import httpx
 
 from lora.bases import module_shapes, tiny_model
-from tests.cli.test_cli import cli_env, invoke  # noqa: F401  (cli_env is a fixture: a live hub, CLI env set)
+from tests.cli.conftest import invoke
 from tests.lora.test_bases import write_llama_gguf
 from tests.lora.test_shapes import LLAMA3_8B, LLAMA3_8B_LAYER
 

@@ -8,30 +8,10 @@ import sys
 import time
 
 import httpx
-import pytest
-from typer.testing import CliRunner
 
-from hub.cli import app
-from tests.api.conftest import make_adapter_dir, start_hub
+from tests.api.conftest import make_adapter_dir
+from tests.cli.conftest import invoke
 from tests.conftest import free_port
-
-runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(tmp_path, monkeypatch):
-    """A live hub (SQLite + local blobs) and the CLI's environment pointing at it with the admin token."""
-    live, stop = start_hub(tmp_path)
-    monkeypatch.setenv("ADAPTARIUM_URL", live.url)
-    monkeypatch.setenv("ADAPTARIUM_TOKEN", live.admin_token)
-    monkeypatch.setenv("ADAPTARIUM_DATA_DIR", str(live.settings.data_dir))
-    monkeypatch.delenv("ADAPTARIUM_DATABASE_URL", raising=False)
-    yield live
-    stop()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_bases_push_ls_show_pull_round_trip(cli_env, tmp_path):
@@ -60,7 +40,7 @@ def test_push_to_an_unknown_base_prints_the_server_reason_and_exits_1(cli_env, t
 
 def test_pull_of_a_missing_version_fails_cleanly(cli_env, tmp_path):
     r = invoke("pull", "team/none@3", tmp_path / "out")
-    assert r.exit_code == 1 and "no adapter team/none" in r.output
+    assert r.exit_code == 1 and "no adapter, dataset or generator team/none" in r.output
     assert not (tmp_path / "out").exists()
 
 
@@ -114,7 +94,14 @@ def test_up_starts_the_hub_and_a_worker_on_the_embedded_defaults(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
-    assert f"http://127.0.0.1:{port}" in output and token in output
+    assert f"http://127.0.0.1:{port}" in output and str(token_file) in output and "worker ready" in output
+    # quiet by default: no access log, Celery banner or library warnings on the terminal; all of it in the log file
+    assert token not in output and "GET /" not in output and "celery@" not in output.lower()
+    assert "Warning" not in output, output
+    assert len(output.splitlines()) <= 8, output
+    log = (data_dir / "adaptarium.log").read_text()
+    assert "GET /healthz" in log and "POST /api/v1/jobs" in log and "ready." in log
+
 
 
 def test_bases_add_from_a_local_hf_folder_records_its_modules(cli_env, tmp_path):
