@@ -1,7 +1,8 @@
 """Hugging Face Hub–compatible read paths, so `HF_ENDPOINT=<hub> PeftModel.from_pretrained(model, "ns/name")` works.
 
 `huggingface_hub` needs little: a HEAD (then GET) on `/{repo}/resolve/{revision}/{filename}` answering with an ETag, a
-Content-Length and an `X-Repo-Commit` header, and `/api/models/{repo}[/revision/{rev}]` for model_info. A version
+Content-Length and an `X-Repo-Commit` header, `/api/models/{repo}[/revision/{rev}]` for model_info, and
+`/api/models/{repo}/tree/{rev}[/{path}]` for list_repo_tree (snapshot_download and list_repo_files list files with it). A version
 has no git commit, so we give each one a stable 40-hex id derived from `ns/name@N`; the client caches snapshots
 under it, and may send it back as the revision, which we resolve too. Revisions: `main` (latest non-yanked), a tag,
 `v<N>`, a number, or that commit id. Errors carry `X-Error-Code`, which the client turns into its own exceptions.
@@ -93,8 +94,48 @@ def _info(version: ArtifactVersion) -> dict:
         "lastModified": hf_time(version.created_at),
         "createdAt": hf_time(adapter.created_at),
         "cardData": {"base_model": adapter.base.name} if adapter.base is not None else {},
-        "siblings": [{"rfilename": f["name"], "size": f["size"]} for f in version.files],
+        "siblings": [{"rfilename": f["name"], "size": f["size"], "blobId": blob_id(f),
+                      "lfs": {"sha256": f["sha256"], "size": f["size"], "pointerSize": POINTER_SIZE}}
+                     for f in version.files],
     }
+
+
+# Every file is served as the Hub serves an LFS file: its ETag is its sha256. A git blob id is what the Hub gives as
+# a file's `oid`; we have none, so each file gets a stable 40-hex one derived from its sha256.
+POINTER_SIZE = 134  # the size of a git-lfs pointer file; clients only display it
+
+
+def blob_id(entry: dict) -> str:
+    return hashlib.sha1(f"blob:{entry['sha256']}".encode()).hexdigest()
+
+
+def tree_entries(files: list[dict], path: str, recursive: bool) -> list[dict] | None:
+    """The Hub's tree listing of a version's files under `path` ('' for the root): its files and, where the
+    listing does not descend, its folders (each once). None when `path` is neither a folder nor a file."""
+    prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+    entries: dict[str, dict] = {}
+    for f in sorted(files, key=lambda f: f["name"]):
+        name = f["name"]
+        if prefix and not name.startswith(prefix):
+            if name == path.strip("/"):
+                return [_file_entry(f)]
+            continue
+        rest = name[len(prefix):]
+        folders = rest.split("/")[:-1]
+        for depth in range(1, len(folders) + 1 if recursive else min(1, len(folders)) + 1):
+            folder = prefix + "/".join(folders[:depth])
+            entries.setdefault(folder, {"type": "directory", "path": folder, "size": 0,
+                                        "oid": hashlib.sha1(f"tree:{folder}".encode()).hexdigest()})
+        if recursive or not folders:
+            entries[name] = _file_entry(f)
+    if prefix and not entries:
+        return None
+    return list(entries.values())
+
+
+def _file_entry(f: dict) -> dict:
+    return {"type": "file", "path": f["name"], "size": f["size"], "oid": blob_id(f),
+            "lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": POINTER_SIZE}}
 
 
 def _routes(kind: str, repo_prefix: str, api_prefix: str) -> None:
@@ -113,6 +154,27 @@ def _routes(kind: str, repo_prefix: str, api_prefix: str) -> None:
             return _info(_resolve(session, tok, kind, ns, name, rev))
         except _HfError as exc:
             return hf_error_response(exc)
+
+    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}/tree/{{rev}}", summary=f"HF-compatible {kind} file listing",
+                responses=HF_ERRORS)
+    def tree(ns: str, name: str, rev: str, recursive: bool = False, expand: bool = False,
+             session: Session = Depends(db), tok: ApiToken | None = Depends(token)):
+        return tree_at(ns, name, rev, "", recursive, expand, session, tok)
+
+    @router.get(f"/api/{api_prefix}/{{ns}}/{{name}}/tree/{{rev}}/{{path:path}}",
+                summary=f"HF-compatible {kind} file listing of a folder", responses=HF_ERRORS)
+    def tree_at(ns: str, name: str, rev: str, path: str, recursive: bool = False, expand: bool = False,
+                session: Session = Depends(db), tok: ApiToken | None = Depends(token)):
+        """What `huggingface_hub.list_repo_tree` reads (snapshot_download and list_repo_files list a repo with it):
+        one page, the whole listing; `expand` adds nothing we could tell (no git history)."""
+        try:
+            version = _resolve(session, tok, kind, ns, name, rev)
+            entries = tree_entries(version.files, path, recursive)
+            if entries is None:
+                raise _HfError(404, "EntryNotFound", f"{path} not found in {ns}/{name}@{rev}")
+        except _HfError as exc:
+            return hf_error_response(exc)
+        return entries
 
     @router.get(f"{repo_prefix}/{{ns}}/{{name}}/resolve/{{rev}}/{{filename:path}}",
                 summary=f"HF-compatible {kind} file download", response_class=Response,
