@@ -140,6 +140,8 @@ def _tables(r: Run, family, members, held_out, tasks, scores, details) -> None:
                                                   for n in names}} for system in SYSTEMS],
                    note=f"hidden s1 / {GENERATED}: hidden-state condition, one sample / best of N by likelihood on "
                         "the member's examples; text s1: the description; baselines only for held-out members.")
-    for title, columns in details.items():
-        r.report.details(title, {"": columns} if not isinstance(next(iter(columns.values()), None), dict)
-                         else columns)
+    generators = {c: details[f"{family} {c}"] for c in ("hidden_state", "text") if f"{family} {c}" in details}
+    r.report.details(f"{family}: generators (size_ratio = generator bytes / checkpoint bytes)", generators)
+    if f"{family} generate s" in details:
+        r.report.details(f"{family}: generate job seconds (best of N costs N samples + their likelihoods)",
+                         {"wall s": details[f"{family} generate s"]})
