@@ -6,11 +6,13 @@ Two entry functions, one per phase:
     result = trans_lora(source_adapter, source_model, source_tokenizer, target_model, target_tokenizer, kit,
                         TransferConfig(), progress=print_progress, target_base_name="tiny:gemma3")
     result.adapter   # a PEFT LoRA on the target base
-    result.report    # acceptance rate, sizes, MMDs, seconds per stage, loss curve, the synthetic examples
+    result.report    # filter and threshold, acceptance rate, sizes, MMDs, seconds per stage, loss curve, examples
+    kit.warnings     # e.g. a discriminator at chance on held-out data
 
 Modules: config (the two torch-free configs), prompts (generator and discriminator prompts), synthesis (draw and
-filter loop), discriminator (train it, judge with it), kit (source time), pipeline (transfer time), similarity
-(embeddings and MMD), errors (TransferError).
+filter loop), discriminator (train it, score with it), calibration (held-out quality, the chance warning, the
+calibrated threshold), kit (source time), pipeline (transfer time), similarity (embeddings and MMD), errors
+(TransferError).
 """
 from transfer.config import KitConfig, TransferConfig
 from transfer.errors import TransferError
