@@ -15,7 +15,7 @@ from importlib import import_module
 # Lazy exports (PEP 562): the hub imports generation.config and generation.family, which must stay torch-free, and
 # importing a submodule runs this file first; the torch-using modules load on first use only.
 _EXPORTS = {
-    "condition_shift": "generation.conditions", "hidden_state_condition": "generation.conditions",
+    "condition_separability": "generation.conditions", "condition_shift": "generation.conditions", "hidden_state_condition": "generation.conditions",
     "member_condition": "generation.conditions", "task_condition": "generation.conditions",
     "text_condition": "generation.conditions",
     "GenerateConfig": "generation.config", "GeneratorConfig": "generation.config",
@@ -27,6 +27,7 @@ _EXPORTS = {
     "GenerateResult": "generation.generate", "generate": "generation.generate",
     "Generator": "generation.generator", "Member": "generation.generator",
     "train_generator": "generation.train",
+    "subspace_fit": "generation.subspace",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -104,3 +104,44 @@ def condition_shift(model, tokenizer, texts: list[str], adapter: Adapter) -> dic
     cosine = torch.nn.functional.cosine_similarity(with_adapter, base_only, dim=0).item()
     distance = ((with_adapter - base_only).norm() / base_only.norm().clamp(min=1e-12)).item()
     return {"cosine": cosine, "relative_distance": distance}
+
+
+def condition_separability(conditions: torch.Tensor, order: list[float] | None = None) -> dict:
+    """How well a family's member conditions (M, d) can tell the members apart, measured before any training:
+
+    - spread: between-member RMS distance from the members' mean condition, relative to the RMS norm of the
+      conditions (0: the generator sees one condition for every member and cannot know which one is asked for);
+    - nearest: the smallest distance between two members' conditions, in units of that RMS distance (near 0: two
+      members are indistinguishable even if the family as a whole spreads);
+    - pc1_explained, pc1: the share of the between-member variation along the first principal direction, and each
+      member's coordinate on it;
+    - pc1_spearman: Spearman rank correlation of those coordinates with `order` (the members' k, or their position
+      in the list when None), as a magnitude (a principal direction's sign is arbitrary). Near 1: the conditions
+      lie in the family's order along one line, so a new member between two seen ones gets a condition between
+      theirs, which is what lets a generator interpolate. Ranks without tie correction: conditions are continuous.
+    """
+    c = torch.as_tensor(conditions).detach().double().cpu()
+    if c.dim() != 2 or c.shape[0] < 1:
+        raise GenerationError(f"separability needs an (members, size) matrix, got shape {tuple(c.shape)}")
+    members = c.shape[0]
+    order_values = torch.arange(members, dtype=torch.float64) if order is None else \
+        torch.as_tensor(order, dtype=torch.float64)
+    if order_values.shape != (members,):
+        raise GenerationError(f"order has {order_values.numel()} values for {members} members")
+    deviations = c - c.mean(dim=0)
+    rms_distance = deviations.pow(2).sum(dim=1).mean().sqrt()
+    report = {"members": members, "spread": (rms_distance / c.pow(2).sum(dim=1).mean().sqrt().clamp(min=1e-300)).item(),
+              "nearest": None, "pc1_explained": None, "pc1": None, "pc1_spearman": None,
+              "order": [float(v) for v in order_values]}
+    if members < 2 or rms_distance == 0:
+        return report
+    distances = torch.cdist(c, c) + torch.diag(torch.full((members,), float("inf"), dtype=torch.float64))
+    report["nearest"] = (distances.min() / rms_distance).item()
+    _, singular, vh = torch.linalg.svd(deviations, full_matrices=False)
+    scores = deviations @ vh[0]
+    report["pc1_explained"] = (singular[0].pow(2) / singular.pow(2).sum()).item()
+    report["pc1"] = [float(v) for v in scores]
+    if members >= 3:
+        ranks = [torch.argsort(torch.argsort(v)).double() for v in (scores, order_values)]
+        report["pc1_spearman"] = abs(torch.corrcoef(torch.stack(ranks))[0, 1].item())
+    return report

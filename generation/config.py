@@ -42,23 +42,16 @@ class GeneratorConfig:
     # Fraction of each trajectory kept, the later part (the paper keeps the later half of its checkpoints: early
     # ones are still close to the random init and describe no task).
     keep: float = 0.5
-    # Latent size. The paper uses 256; 64 keeps the encoder/decoder heads (features x latent) ~4x smaller, which
-    # matters on CPU, and a family of a few tasks has far fewer than 64 directions of variation to encode.
+    # Principal directions of the kept checkpoints the generator decodes into (generation/basis.py; at most
+    # checkpoints - 1 are used). A family of M members needs about M - 1 for where the members end, plus a few for
+    # the drift along their trajectories. Storage grows with it: the generator costs about (1 + basis/2) float32
+    # adapters (mean float32, directions float16), so its size relative to the checkpoints it learned from is about
+    # (1 + basis/2) / checkpoints used. Measured on a tiny 4-member add_constant family (40 checkpoints used): 8
+    # directions keep 99.9 % of the checkpoints' variation.
+    basis: int = 8
+    # Latent size, capped at `basis` (z cannot carry more than the coordinates it is decoded to). The paper uses 256
+    # over full weight vectors; in the basis, a few dims hold which member and where along its trajectory.
     latent: int = 64
-    # Widest Conv1d / ConvTranspose1d block (widths double from 2 up to this). 16 keeps a SmolLM2 q,v rank-8 step
-    # (a 460,800-long vector) at ~0.1 s per checkpoint on one CPU core.
-    channels: int = 16
-    # Number of stride-2 blocks in the encoder (and the decoder): the vector is padded to a multiple of 2**blocks and
-    # the bottleneck has channels * length / 2**blocks features. 10 takes a 0.46M vector to 451 positions, so the
-    # linear heads stay a few million parameters.
-    blocks: int = 10
-    # Per-position gains (see generation/cvae.py): channels of L learned weights with which the encoder reads and the
-    # decoder writes every position of the vector. Conv kernels are shared across positions and cannot place
-    # adapter-specific values; each gain channel lets the decoder add one learned pattern, so a family needs about as
-    # many as it has members that differ. Measured on a SmolLM2-shaped 3-member family (30 checkpoints used, 300
-    # epochs): reconstruction error (fraction of variation) 0.15 with 2, 0.03 with 4, 0.02 with 8; each channel
-    # costs 2 L parameters (two adapters' worth), so 4 is the default.
-    position_channels: int = 4
     # KL weight (the paper's 0.005): reconstruction first, just enough KL to keep the latent usable from N(0, I).
     beta: float = 0.005
     # Fraction of the optimizer steps over which the KL weight ramps linearly from 0 to beta (KL annealing). With the
@@ -66,14 +59,14 @@ class GeneratorConfig:
     # collapses onto the prior (measured on the tiny test family: the reconstruction stays at the family mean).
     beta_warmup: float = 0.3
     # Passes over all kept checkpoints. Families are small (tens of checkpoints), so many cheap epochs: 200 is 800
-    # steps for 3 members x 10 kept checkpoints. For SmolLM2 q,v rank 8 (a 460,800-long vector) that measured 13 s
-    # on an H200 (reconstruction error 0.045 of the variation); on CPU a step of 8 took ~1 s on one busy core, so
-    # ~13 min: use the gpu queue, or fewer epochs on CPU. The tiny test family reconstructs well after 200.
+    # steps for 3 members x 10 kept checkpoints; the MLP works on `basis` coordinates, so a step costs one
+    # projection of the batch onto the basis and one expansion back (4.5 s for 200 epochs over 40 tiny checkpoints
+    # on one busy core, where the conv decoder this replaced took 56 s).
     epochs: int = 200
     # Adam learning rate. 3e-3 rather than the usual 1e-3: on the tiny test family it reaches a 4x lower
     # reconstruction error in the same 300 steps, without instability.
     lr: float = 3e-3
-    # Checkpoints per optimizer step; 8 fits a SmolLM2-sized vector's activations comfortably in CPU memory.
+    # Checkpoints per optimizer step.
     batch_size: int = 8
     # Seeds the network init, the batch order and the reparameterisation noise (bit-identical reruns on CPU).
     seed: int = 0
@@ -81,8 +74,7 @@ class GeneratorConfig:
     def check(self) -> None:
         if self.condition not in CONDITIONS:
             raise ValueError(f"condition must be one of {CONDITIONS}, got {self.condition!r}")
-        for name in ("condition_examples", "latent", "channels", "blocks", "position_channels", "epochs",
-                     "batch_size"):
+        for name in ("condition_examples", "basis", "latent", "epochs", "batch_size"):
             _positive_int(name, getattr(self, name))
         if not isinstance(self.condition_with_adapter, bool):
             raise ValueError(f"condition_with_adapter must be true or false, got {self.condition_with_adapter!r}")
@@ -94,8 +86,6 @@ class GeneratorConfig:
             raise ValueError(f"beta_warmup must be in [0, 1], got {self.beta_warmup!r}")
         if _number("lr", self.lr) <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if self.blocks > 24:
-            raise ValueError(f"blocks must be at most 24 (pads to a multiple of 2**blocks), got {self.blocks!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
 

@@ -3,8 +3,8 @@
 Every tensor is z-scored on its own (its values across all training checkpoints): A and B live on very different
 scales (A starts random, B starts at zero), and one MSE over raw values would only ever learn the larger. Tensors are
 concatenated in natural key order: digit runs compare as numbers, so layers.10 comes after layers.9 (the released
-code sorted checkpoint names as strings, which puts 10 before 2). The vector is zero-padded to a multiple of the
-CVAE's stride product so every stride-2 block halves it exactly.
+code sorted checkpoint names as strings, which puts 10 before 2). The vector can be zero-padded to a multiple of a
+given number (a strided network needs it; the basis generator asks for none: multiple 1).
 
 Exactness. The mean is rounded to a float32 value and the scale is the standard deviation rounded to the nearest
 power of two, and flatten/unflatten work in float64: dividing and multiplying by a power of two is exact, and the
@@ -49,7 +49,7 @@ class TensorSpec:
 class Layout:
     tensors: tuple[TensorSpec, ...]
     length: int  # real values, sum of numel
-    padded: int  # vector length: length rounded up to a multiple of the stride product
+    padded: int  # vector length: length rounded up to the multiple fit_layout was given
 
     def to_json(self) -> dict:
         return {"length": self.length, "padded": self.padded,

@@ -57,7 +57,10 @@ def generate(generator: Generator, condition: torch.Tensor, config: GenerateConf
             raise GenerationError('select="likelihood" needs the base model, its tokenizer and some examples')
 
     noise = torch.Generator().manual_seed(config.seed)
-    z = torch.randn(config.samples, generator.latent, generator=noise) * config.temperature
+    # row by row: torch's CPU randn fills fewer than 16 values by another path than 16 or more, so one (samples,
+    # latent) draw would not start with the (1, latent) one when latent is small (basis generators cap it)
+    z = torch.cat([torch.randn(1, generator.latent, generator=noise) for _ in range(config.samples)])
+    z = z * config.temperature
     candidates = []
     for i in range(config.samples):  # one at a time: a SmolLM2-sized decode is ~2 MB of output per row
         candidates.extend(generator.decode(z[i:i + 1], condition))

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors
 
-from generation.cvae import CVAE, KERNEL, STRIDE
+from generation.basis import BasisCVAE
 from generation.errors import GenerationError
 from generation.flatten import Layout, flatten, unflatten
 from lora import Adapter
@@ -24,7 +24,9 @@ from lora import Adapter
 CONFIG_FILE = "generator_config.json"
 WEIGHTS_FILE = "generator.safetensors"
 FORMAT = "adaptarium-icm-lora-cvae"
-FORMAT_VERSION = 1
+# 2: the basis decoder (generation/basis.py). Version 1 generators used a conv decoder over the full weight vector,
+# removed because the basis one reconstructs better at a fraction of the size; they must be retrained.
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -35,6 +37,9 @@ class Member:
     name: str
     checkpoints: list
     condition: torch.Tensor
+    # where the member sits in its family (e.g. caesar_shift's k); only read to report whether the conditions are
+    # ordered like the family (condition_separability). None for every member: their position in the list.
+    order: float | None = None
 
     def ordered_checkpoints(self) -> list[Adapter]:
         items = list(self.checkpoints)
@@ -48,7 +53,7 @@ class Member:
 @dataclass
 class Generator:
     config: dict  # the content of generator_config.json
-    model: CVAE
+    model: BasisCVAE
     report: dict = field(default_factory=dict)  # the training report (not part of the files)
 
     # ---------------------------------------------------------------- views of the config
@@ -90,6 +95,9 @@ class Generator:
             arch = config["architecture"]
             if config.get("format") != FORMAT or int(config.get("format_version", 0)) > FORMAT_VERSION:
                 raise GenerationError(f"{CONFIG_FILE} is not a version-{FORMAT_VERSION} {FORMAT} config")
+            if int(config["format_version"]) < FORMAT_VERSION:
+                raise GenerationError(f"this generator has format version {config['format_version']} (the conv "
+                                      f"decoder, no longer supported): train it again")
             model = build_cvae(arch)
             state = load_safetensors_bytes(files[WEIGHTS_FILE])
             model.load_state_dict(state, strict=True)
@@ -135,9 +143,6 @@ class Generator:
         return Adapter(config=copy.deepcopy(self.config["adapter_config"]), tensors=unflatten(vector, self.layout))
 
 
-def build_cvae(arch: dict) -> CVAE:
-    if int(arch.get("kernel", KERNEL)) != KERNEL or int(arch.get("stride", STRIDE)) != STRIDE:
-        raise GenerationError("generator was built with another kernel/stride than this code supports")
-    return CVAE(length=int(arch["length"]), condition_size=int(arch["condition_size"]), latent=int(arch["latent"]),
-                channels=int(arch["channels"]), blocks=int(arch["blocks"]),
-                position_channels=int(arch["position_channels"]))
+def build_cvae(arch: dict) -> BasisCVAE:
+    return BasisCVAE(length=int(arch["length"]), directions=int(arch["directions"]),
+                     condition_size=int(arch["condition_size"]), latent=int(arch["latent"]))

@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 from generation.config import GeneratorConfig
-from generation.conditions import TEXT_ENCODER
-from generation.cvae import CVAE, KERNEL, STRIDE, loss_terms
+from generation.conditions import TEXT_ENCODER, condition_separability
+from generation.basis import BasisCVAE, loss_terms, principal_basis
 from generation.errors import GenerationError
 from generation.family import check_family
 from generation.flatten import fit_layout, flatten
@@ -90,25 +90,20 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
         raise GenerationError("the checkpoints are not one family: " + " | ".join(problems))
     member_conditions = _conditions(members)
 
-    layout = fit_layout(adapters, STRIDE ** config.blocks)
+    layout = fit_layout(adapters, 1)  # no padding: the basis decoder has no strides to divide the length
     x = torch.stack([flatten(a, layout) for a in adapters]).float()
     c = member_conditions[[i for i, _ in kept]]
     device = torch.device(device) if device is not None else current().device
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(config.seed)
-        model = CVAE(layout.padded, c.shape[1], config.latent, config.channels, config.blocks,
-                     config.position_channels)
+    # the MSE of always answering the mean vector: the scale of what the latent can explain (see basis.loss_terms)
+    variation = (x - x.mean(dim=0)).pow(2).mean().item() or 1.0
+    model, architecture = _build(config, layout, x, int(c.shape[1]), device)
     center, scale = _condition_stats(member_conditions)
-    # the MSE of always answering the mean vector: the scale of what the latent can explain (see cvae.loss_terms)
-    variation = (x[:, :layout.length] - x[:, :layout.length].mean(dim=0)).pow(2).mean().item() or 1.0
     with torch.no_grad():
-        model.offset.copy_(x.mean(dim=0))  # the shared part of every checkpoint; the conv path learns the rest
-        model.residual_scale.fill_(math.sqrt(variation))
         model.condition_center.copy_(center)
         model.condition_scale.copy_(scale)
     model.to(device)
-    curve = _fit(model, x, c, layout.length, variation, config, device, progress)
+    curve = _fit(model, x, c, variation, config, device, progress)
     model.to("cpu").eval()
 
     adapter_config = copy.deepcopy(adapters[-1].config)
@@ -122,9 +117,7 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
         "rank": adapter_config.get("r"),
         "target_modules": adapter_config.get("target_modules"),
         "adapter_config": adapter_config,
-        "architecture": {"length": layout.padded, "condition_size": int(c.shape[1]), "latent": config.latent,
-                         "channels": config.channels, "blocks": config.blocks, "kernel": KERNEL, "stride": STRIDE,
-                         "position_channels": config.position_channels},
+        "architecture": architecture,
         "condition": {"kind": config.condition, "size": int(c.shape[1]), "examples": config.condition_examples,
                       "with_adapter": config.condition == "hidden_state" and config.condition_with_adapter,
                       "encoder": TEXT_ENCODER if config.condition == "text" else "base last layer, last position"},
@@ -137,7 +130,7 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
     checkpoint_bytes = sum(safetensors_bytes(a) for a in adapters)
     with torch.no_grad():  # how well the posterior mean reproduces the training checkpoints, in z-score units
         mu, _ = model.encode(x, c)
-        final_recon = torch.nn.functional.mse_loss(model.decode(mu, c)[:, :layout.length], x[:, :layout.length])
+        final_recon = torch.nn.functional.mse_loss(model.decode(mu, c), x)
         final_recon = final_recon / variation
     generator.report = {
         "epochs": curve,
@@ -148,19 +141,50 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
         "checkpoints_given": given,
         "checkpoints_used": len(adapters),
         "vector_length": layout.length,
-        "padded_length": layout.padded,
         "parameters": sum(p.numel() for p in model.parameters()),
         "generator_bytes": generator_bytes,
         "checkpoint_bytes": checkpoint_bytes,
         "size_ratio": generator_bytes / checkpoint_bytes,
+        "basis_directions": architecture["directions"],
+        # the share of the checkpoints' variation the basis can represent at all (1 - what truncation loses)
+        "basis_explained": _explained(model, x, variation),
         "condition": config.condition,
+        "conditions": {"names": names, **condition_separability(member_conditions, _order(members))},
         "condition_with_adapter": generator.config["condition"]["with_adapter"],
         "seconds": time.perf_counter() - start,
     }
     return generator
 
 
-def _fit(model: CVAE, x: torch.Tensor, c: torch.Tensor, real: int, variation: float, config: GeneratorConfig,
+def _order(members: list[Member]) -> list[float] | None:
+    given = [m.order for m in members]
+    if all(o is None for o in given):
+        return None
+    if any(o is None for o in given):
+        raise GenerationError("give every member an order, or none")
+    return [float(o) for o in given]
+
+
+@torch.no_grad()
+def _explained(model: BasisCVAE, x: torch.Tensor, variation: float) -> float:
+    projected = model.vectors(model.coordinates(x))
+    return 1.0 - (projected - x).pow(2).mean().item() / variation
+
+
+def _build(config: GeneratorConfig, layout, x: torch.Tensor, condition_size: int,
+           device) -> tuple[BasisCVAE, dict]:
+    """The network, its basis computed from the training vectors, and its architecture record."""
+    mean, rows, scale = principal_basis(x, config.basis)
+    latent = min(config.latent, rows.shape[0])  # z cannot carry more than the coordinates it decodes to
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.seed)
+        model = BasisCVAE(layout.length, rows.shape[0], condition_size, latent)
+    model.set_basis(mean, rows, scale)
+    return model, {"decoder": "basis", "length": layout.length, "condition_size": condition_size, "latent": latent,
+                   "directions": int(rows.shape[0])}
+
+
+def _fit(model: BasisCVAE, x: torch.Tensor, c: torch.Tensor, variation: float, config: GeneratorConfig,
          device, progress: Progress | None) -> list[dict]:
     """The optimisation loop; returns per-epoch means of the loss terms."""
     rng = torch.Generator().manual_seed(config.seed)
@@ -175,8 +199,8 @@ def _fit(model: CVAE, x: torch.Tensor, c: torch.Tensor, real: int, variation: fl
         sums = {"recon": 0.0, "kl": 0.0, "loss": 0.0, "beta": 0.0}
         for start in range(0, n, config.batch_size):
             idx = order[start:start + config.batch_size]
-            noise = torch.randn(len(idx), config.latent, generator=rng)
-            recon, kl = loss_terms(model, x[idx].to(device), c[idx].to(device), real, noise.to(device), variation)
+            noise = torch.randn(len(idx), model.latent, generator=rng)
+            recon, kl = loss_terms(model, x[idx].to(device), c[idx].to(device), noise.to(device), variation)
             beta = config.beta * min(1.0, step / warmup) if warmup > 0 else config.beta
             loss = recon + beta * kl
             optimizer.zero_grad(set_to_none=True)

@@ -310,10 +310,8 @@ class TrainGeneratorParams(Params):
     condition_examples: int = Field(8, ge=1, le=256)
     condition_with_adapter: bool = False
     keep: float = Field(0.5, gt=0, le=1)
+    basis: int = Field(8, ge=1, le=256)
     latent: int = Field(64, ge=1, le=4096)
-    channels: int = Field(16, ge=1, le=512)
-    blocks: int = Field(10, ge=1, le=24)
-    position_channels: int = Field(4, ge=1, le=64)
     beta: float = Field(0.005, ge=0)
     beta_warmup: float = Field(0.3, ge=0, le=1)
     epochs: int = Field(200, ge=1, le=100_000)

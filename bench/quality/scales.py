@@ -63,7 +63,7 @@ SCALES = {
                           "lego_k8_fit": {**_MERGES["lego_k8_fit"], "fit_examples": 4, "fit_budget": 6},
                           "route": _MERGES["route"]}},
         generate={"families": {"add_constant": {"members": [1, 2, 3], "held_out": [2]}}, "checkpoints": 4,
-                  "samples": 2, "subspace_fit": {"fit_examples": 4, "fit_budget": 6}, "generator": {"epochs": 5, "latent": 8, "channels": 4, "blocks": 4, "batch_size": 4,
+                  "samples": 2, "subspace_fit": {"fit_examples": 4, "fit_budget": 6}, "generator": {"epochs": 5, "latent": 8, "basis": 4, "batch_size": 4,
                                               "condition_examples": 4}}),
     "cpu": Scale(
         name="cpu", base="smollm2", target="gemma3-270m", specs=REAL, n_train=256, n_test=200, converge_items=100,

@@ -233,7 +233,7 @@ def test_generator_page_shows_its_size_and_generates_an_adapter_from_the_form(br
             "checkpoint_every": 2}})
     run({"kind": "train_generator", "inputs": ["dash/shift-1@1", "dash/shift-2@1"], "output": "dash/shift-gen",
          "params": {"condition": "text", "descriptions": ["shift by one", "shift by two"], "epochs": 10,
-                    "latent": 4, "channels": 4, "blocks": 3}})
+                    "latent": 4, "basis": 4}})
 
     open_page(browser, url, token, "#/generators/dash/shift-gen@1")
     size = wait_for(browser, lambda d: d.find_elements(By.ID, "size-ratio"), what="generator report")[0]

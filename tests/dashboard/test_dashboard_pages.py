@@ -92,7 +92,7 @@ def made(hub, registered, worker):
     jobs["generator"] = run("generator", {
         "kind": "train_generator", "inputs": ["card/shift-1@1", "card/shift-2@1"], "output": "card/gen",
         "params": {"condition": "text", "descriptions": ["shift by one", "shift by two"], "epochs": 6, "latent": 4,
-                   "channels": 4, "blocks": 3}})
+                   "basis": 4}})
     jobs["generate"] = run("generate", {"kind": "generate", "inputs": ["card/gen@1"], "output": "card/gen-out",
                                         "params": {"description": "shift by three", "samples": 3,
                                                    "select": "likelihood",

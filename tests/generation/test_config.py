@@ -29,8 +29,8 @@ def test_defaults_pass_check_and_survive_json(cls):
 
 
 @pytest.mark.parametrize("field, value", [
-    ("condition", "image"), ("keep", 0), ("keep", 1.5), ("latent", 0), ("blocks", 40), ("beta", -1),
-    ("beta_warmup", 2.0), ("lr", 0), ("epochs", 1.5), ("condition_with_adapter", "yes"), ("position_channels", 0),
+    ("condition", "image"), ("keep", 0), ("keep", 1.5), ("latent", 0), ("basis", -2), ("beta", -1),
+    ("beta_warmup", 2.0), ("lr", 0), ("epochs", 1.5), ("condition_with_adapter", "yes"), ("basis", 0),
 ])
 def test_generator_config_check_names_the_bad_field(field, value):
     with pytest.raises(ValueError, match=field):

@@ -58,6 +58,6 @@ def test_train_generator_refuses_a_mixed_family_naming_the_offender():
     members = [Member("sorting", [_adapter(16)], torch.zeros(4)), Member("counting", [_adapter(16)], torch.ones(4)),
                Member("odd", [_adapter(16, r=2)], torch.ones(4))]
     with pytest.raises(GenerationError) as info:
-        train_generator(members, GeneratorConfig(epochs=1, blocks=2))
+        train_generator(members, GeneratorConfig(epochs=1))
     assert "odd checkpoint 2" in str(info.value) and "rank 2" in str(info.value)
     assert "sorting" not in str(info.value)

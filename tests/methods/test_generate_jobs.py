@@ -9,7 +9,7 @@ from tests.api.conftest import TINY_BASE
 from tests.methods.conftest import file_sha, run_job
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-FAST = {"epochs": 30, "latent": 8, "channels": 4, "blocks": 4, "batch_size": 4, "condition_examples": 4}
+FAST = {"epochs": 30, "latent": 8, "basis": 4, "batch_size": 4, "condition_examples": 4}
 
 
 def shift(k: int) -> str:

@@ -1,12 +1,19 @@
 """`train_generator`: ICM-LoRA — a CVAE trained on the trajectory checkpoints of a family of adapter versions (the
 checkpoints/step-N/ files `train` stores with checkpoint_every), each conditioned on its task: the hidden state of
 its own training examples (train/source in its metrics) through the base, or its description. Publishes a
-generator version, trained_from every input, with the training curve and the generator/checkpoints size ratio."""
+generator version, trained_from every input, with the training curve, the generator/checkpoints size ratio and how
+well the members' conditions separate them (report["conditions"]: between-member spread, |Spearman| of the first
+principal component with the inputs' order, which is the family's k when the caller lists members by k; for
+hidden-state generators report["conditions_other"] measures the other kind, with/without the adapter, for
+comparison)."""
 from __future__ import annotations
 
 import re
 
-from generation import GeneratorConfig, Member, member_condition, train_generator
+import torch
+
+from generation import (GeneratorConfig, Member, condition_separability, hidden_state_condition, member_condition,
+                        train_generator)
 from lora import Adapter
 from workers.kinds.base import JobContext, Output, config_from, load_pairs, method_progress
 
@@ -22,7 +29,7 @@ def trajectory(files: dict[str, bytes]) -> list[tuple[int, Adapter]]:
 
 def run(ctx: JobContext, params: dict) -> list[Output]:
     config = config_from(GeneratorConfig, params)
-    members, base = [], None
+    members, base, other = [], None, []
     for i, ref in enumerate(ctx.inputs):
         ctx.check_cancelled()
         adapter, info = ctx.load_adapter(ref)
@@ -35,9 +42,20 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
             pairs = load_pairs(ctx, info["metrics"]["train/source"])[: config.condition_examples]
             texts = [p + c for p, c in pairs]  # whole examples: a family's members differ in their answers
             condition = member_condition(config, model=model, tokenizer=tokenizer, texts=texts, adapter=adapter)
+            # the other kind (with the adapter when training on the base alone, and vice versa), only to report how
+            # well each kind separates the members: the generator trains on `condition`
+            other.append(hidden_state_condition(model, tokenizer, texts[: config.condition_examples],
+                                                adapter=None if config.condition_with_adapter else adapter))
         members.append(Member(name=ref, checkpoints=checkpoints, condition=condition))
         ctx.progress(0.1 * (i + 1) / len(ctx.inputs), "conditions")
         ctx.log(f"{ref}: {len(checkpoints)} checkpoints")
     generator = train_generator(members, config, progress=method_progress(ctx, 0.1, 0.98), base_name=base)
+    separation = generator.report["conditions"]
+    if other:
+        kind = "base_alone" if config.condition_with_adapter else "with_adapter"
+        generator.report["conditions_other"] = {"kind": kind, **condition_separability(torch.stack(other))}
+    ctx.log(f"conditions: between-member spread {separation['spread']:.3f}, |Spearman(PC1, input order)| "
+            f"{separation['pc1_spearman']}" + (f"; {kind}: spread {generator.report['conditions_other']['spread']:.3f}"
+                                               if other else ""))
     metrics = {"condition": config.condition, "generator": generator.report}
     return [Output(object="generator", files=generator.to_files(), base=base, metrics=metrics)]
