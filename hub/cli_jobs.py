@@ -210,8 +210,13 @@ def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns
           into: str = typer.Option(..., help="Output adapter namespace/name."),
           method: str = typer.Option("lego"), rank: int = typer.Option(None), density: float = typer.Option(None),
           weights: str = typer.Option(None, help="Comma-separated, one per input."),
+          fit: list[str] = typer.Option(None, "--fit", help="Fit the merge's coefficients on a few examples per "
+                                        "input: a dataset ns/name[@ref] or builtin:<task>?n=16, once per input, "
+                                        "in the inputs' order."),
+          fit_budget: int = typer.Option(None, help="Loss evaluations the fit may spend (default 40)."),
           wait: bool = typer.Option(True)):
-    """Merge adapters with LoRA-LEGO or a standard method, as a job."""
+    """Merge adapters with LoRA-LEGO or a standard method, as a job; with --fit, its coefficients are fitted on
+    examples of each input's task (LoraHub-style) and reported in the version's metrics."""
     params = {"method": method}
     if rank is not None:
         params["rank"] = rank
@@ -219,6 +224,10 @@ def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns
         params["density"] = density
     if weights:
         params["weights"] = [float(w) for w in weights.split(",")]
+    if fit:
+        params["fit"] = list(fit)
+    if fit_budget is not None:
+        params["fit_budget"] = fit_budget
     _submit("merge", inputs, params, into, wait)
 
 

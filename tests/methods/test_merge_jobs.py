@@ -67,3 +67,18 @@ def test_a_fit_dataset_the_caller_may_not_read_is_refused_like_a_missing_one(mer
     short = submit([FIT[1]])
     assert short.status_code == 422 and "one example set" in short.text
     assert merge_world.scalar("SELECT count(*) FROM jobs") == before
+
+
+def test_cli_merge_passes_fit_and_its_budget(merge_world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    monkeypatch.setenv("ADAPTARIUM_URL", merge_world.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", merge_world.admin_token)
+    r = CliRunner().invoke(app, ["merge", "team/a@1", "team/b@1", "--into", "team/ab-cli", "--method", "linear",
+                                 "--fit", FIT[0], "--fit", FIT[1], "--fit-budget", "4"])
+    assert r.exit_code == 0 and "team/ab-cli@1" in r.output, r.output
+    with merge_world.client() as c:
+        fit = c.get("/api/v1/adapters/team/ab-cli/versions/1").json()["metrics"]["merge"]["fit"]
+    assert fit["sources"] == FIT and fit["evaluations"] == 4
