@@ -23,7 +23,7 @@ def test_a_message_is_written_aside_and_renamed_into_the_queue(tmp_path, monkeyp
     with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
         queue = conn.SimpleQueue("cpu")
         queue.put({"job": "abc"})
-        message = queue.get(timeout=2)
+        message = queue.get(timeout=10)
         assert message.payload == {"job": "abc"}
         message.ack()
         queue.close()

@@ -107,12 +107,12 @@ def test_a_caller_who_may_not_see_the_running_job_reads_busy_without_its_id(flee
                                          "hidden": True}
         assert job["id"] not in r.text
         assert other.get(f"/api/v1/jobs/{job['id']}").status_code == 404  # the jobs routes' rule, the same one
-        for caller, shows in ((outsider, "busy (hidden)"), (live.admin_token, f"{job['id'][:12]} train")):
+        for caller, shows in ((outsider, "busy (hidden)"), (live.admin_token, f"{job['id'][:8]} train")):
             cli = CliRunner().invoke(cli_app, ["workers"], env={"ADAPTARIUM_URL": live.url, "ADAPTARIUM_TOKEN": caller,
                                                                 "COLUMNS": "250"})
             assert cli.exit_code == 0 and name in cli.output and shows in cli.output, cli.output
             if caller == outsider:
-                assert job["id"][:12] not in cli.output
+                assert job["id"][:8] not in cli.output
 
         assert admin.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200
         wait_until(lambda: worker_row(admin, name)["current_job"] is None, 60, "the cancelled job to let go")
