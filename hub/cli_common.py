@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hub.client import HubClient
+from hub.client import ClientError, HubClient
 from hub.settings import DEFAULT_DATA_DIR
 
 console = Console()
@@ -34,6 +34,15 @@ def fail(message: str) -> NoReturn:
 
 def client() -> HubClient:
     return HubClient()
+
+
+def get_or_fail(path: str, **params):
+    """One read of the hub for a read command: its JSON, or the hub's refusal printed as the command's error."""
+    with client() as c:
+        try:
+            return c.get(path, **params)
+        except ClientError as exc:
+            fail(exc.detail)
 
 
 def print_json(value) -> None:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress
 from rich.table import Table
 
-from hub.cli_common import JSON, SHORT_ID, client, console, err, fail, print_json, split_ref
+from hub.cli_common import JSON, SHORT_ID, client, console, err, fail, get_or_fail, print_json, split_ref
 from hub.client import ClientError, HubClient
 
 jobs_app = typer.Typer(help="Jobs: submit, kinds, ls, show, wait, logs, cancel, retry.", no_args_is_help=True)
@@ -160,11 +160,7 @@ def jobs_submit(kind: str, inputs: list[str] = typer.Argument(None, help="Input 
 @jobs_app.command("kinds")
 def jobs_kinds(as_json: bool = JSON):
     """The job kinds this hub runs, with their inputs, output and parameters."""
-    with client() as c:
-        try:
-            items = c.get("/api/v1/job-kinds")["items"]
-        except ClientError as exc:
-            fail(exc.detail)
+    items = get_or_fail("/api/v1/job-kinds")["items"]
     if as_json:
         return print_json({"items": items})
     table = Table("kind", "inputs", "output", "queue", "params")
@@ -336,11 +332,7 @@ def jobs_ls(state: str = typer.Option(None, help=f"One of {', '.join(JOB_STATES)
     """Jobs you can see, newest first."""
     if state is not None and state not in JOB_STATES:
         fail(f"{state!r} is not a job state; one of {', '.join(JOB_STATES)}")
-    with client() as c:
-        try:
-            items = c.get("/api/v1/jobs", state=state, kind=kind, limit=limit)["items"]
-        except ClientError as exc:
-            fail(exc.detail)
+    items = get_or_fail("/api/v1/jobs", state=state, kind=kind, limit=limit)["items"]
     if as_json:
         return print_json({"items": items})
     table = Table("id", "kind", "state", "progress", "created", "results")
@@ -353,11 +345,7 @@ def jobs_ls(state: str = typer.Option(None, help=f"One of {', '.join(JOB_STATES)
 @command(name="workers")
 def workers_ls(as_json: bool = JSON):
     """The worker fleet: each worker's device, queues, status (online / stale / stopped) and current job."""
-    with client() as c:
-        try:
-            items = c.get("/api/v1/workers")["items"]
-        except ClientError as exc:
-            fail(exc.detail)
+    items = get_or_fail("/api/v1/workers")["items"]
     if as_json:
         return print_json({"items": items})
     table = Table("name", "status", "device", "queues", "current job", "done", "failed", "heartbeat")

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from hub.cli_common import JSON, OBJECTS, client, console, err, fail, print_json, split_ref
+from hub.cli_common import JSON, OBJECTS, client, console, err, fail, get_or_fail, print_json, split_ref
 from hub.client import PLURAL, UPLOADS, ClientError, HubClient
 
 bases_app = typer.Typer(help="Base models: add, ls, show.", no_args_is_help=True)
@@ -53,11 +53,7 @@ def _find(c: HubClient, target: str, object: str | None) -> tuple[str, dict]:
 @bases_app.command("ls")
 def bases_ls(as_json: bool = JSON):
     """The registered base models."""
-    with client() as c:
-        try:
-            items = c.get("/api/v1/bases")["items"]
-        except ClientError as exc:
-            fail(exc.detail)
+    items = get_or_fail("/api/v1/bases")["items"]
     if as_json:
         return print_json({"items": items})
     table = Table("base", "architecture", "modules", "aliases", "source")
@@ -70,11 +66,7 @@ def bases_ls(as_json: bool = JSON):
 @bases_app.command("show")
 def bases_show(name: str, as_json: bool = JSON):
     """One base: its architecture, source, aliases and adaptable modules with their shapes."""
-    with client() as c:
-        try:
-            base = c.get(f"/api/v1/bases/{name}")
-        except ClientError as exc:
-            fail(exc.detail)
+    base = get_or_fail(f"/api/v1/bases/{name}")
     if as_json:
         return print_json(base)
     console.print(f"[bold]{escape(base['name'])}[/bold]  {base['architecture']}  source: {base['source'] or '-'}"
