@@ -10,11 +10,14 @@ import os
 import time
 import uuid
 from pathlib import Path
+from queue import Empty
 
 from celery import Celery
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
-from kombu.utils.json import dumps
+from kombu.transport.virtual import BrokerState
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import dumps, loads
 
 from hub.settings import Settings
 
@@ -38,9 +41,44 @@ class _AtomicFilesystemChannel(filesystem.Channel):
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
+    def _get(self, queue):
+        """Claim the oldest message of `queue` by renaming it into the processed folder, then read and delete it.
+
+        kombu's own `_get` moves the file into `tempfile.gettempdir()` when processed messages are not kept, and a
+        move that fails there (a temp dir cached from a since-deleted TMPDIR, a name already taken) is skipped
+        silently on every poll: the message stays queued for good. The processed folder sits beside the queue
+        folder, so the rename is atomic and only one worker wins it."""
+        suffix = f"{queue}.msg"
+        for filename in sorted(os.listdir(self.data_folder_in)):
+            if filename.partition(".")[2] != suffix:
+                continue
+            claimed = os.path.join(self.processed_folder, filename)
+            try:
+                os.rename(os.path.join(self.data_folder_in, filename), claimed)
+            except FileNotFoundError:
+                continue  # another worker claimed it first
+            try:
+                with open(claimed, "rb") as f:
+                    payload = f.read()
+                os.remove(claimed)
+            except OSError as exc:
+                raise ChannelError(f"Cannot read file {claimed!r} from queue.") from exc
+            return loads(bytes_to_str(payload))
+        raise Empty()
+
 
 class AtomicFilesystemTransport(filesystem.Transport):
+    """The transport of `_AtomicFilesystemChannel`, with its own exchange/binding state.
+
+    kombu keeps that state on the Transport class, shared by every connection in the process, and writes a
+    binding to the broker folder only the first time the process sees it: a second hub in one process (two data
+    dirs in one test run) then published into a folder with no binding and the message vanished."""
+
     Channel = _AtomicFilesystemChannel
+
+    def __init__(self, client, **kwargs):
+        super().__init__(client, **kwargs)
+        self.state = BrokerState()
 
 
 ATOMIC_FILESYSTEM = "adaptarium-filesystem"

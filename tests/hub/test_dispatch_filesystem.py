@@ -30,3 +30,34 @@ def test_a_message_is_written_aside_and_renamed_into_the_queue(tmp_path, monkeyp
     ((src, dst),) = renames
     assert src.startswith(".partial-") and dst.endswith(".cpu.msg") and src.partition(".")[2] != "cpu.msg"
     assert not os.listdir(tmp_path / "queue")
+
+
+def test_a_message_is_delivered_whatever_the_process_temp_dir_is(tmp_path, monkeypatch):
+    """kombu's transport moves a claimed message into tempfile.gettempdir(); when that move fails (a cached temp dir
+    that no longer exists) it skips the message on every poll and the job waits forever. Claims stay in our folders."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone" / "away"))
+    config = celery_config(f"filesystem://{tmp_path / 'broker'}")
+    with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
+        queue = conn.SimpleQueue("cpu")
+        queue.put({"job": "def"})
+        message = queue.get(timeout=5)
+        assert message.payload == {"job": "def"}
+        message.ack()
+        queue.close()
+    assert not os.listdir(tmp_path / "broker" / "queue")
+    assert not os.listdir(tmp_path / "broker" / "processed")
+
+
+def test_a_second_broker_folder_in_the_same_process_gets_its_messages(tmp_path):
+    """kombu remembers bindings per process and wrote the second folder's binding nowhere: its messages vanished."""
+    for name in ("first", "second"):
+        config = celery_config(f"filesystem://{tmp_path / name}")
+        with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
+            queue = conn.SimpleQueue("cpu")
+            queue.put({"job": name})
+            message = queue.get(timeout=5)
+            assert message.payload == {"job": name}
+            message.ack()
+            queue.close()
