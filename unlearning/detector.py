@@ -1,7 +1,7 @@
 """O3's OOD detector (methods.md O3 step 2): how much does an input look like one forget set?
 
 Training, on the "used" 80 % of the forget prompts only (the rest calibrates the gate, unlearning/gate.py):
-  a LoRA on the sentence encoder (unlearning/encoder.py), loss = masked-LM on `mask_prob` of the tokens (every chosen
+  a LoRA on the sentence encoder (lora/encoder.py), loss = masked-LM on `mask_prob` of the tokens (every chosen
   token becomes [MASK]) + the contrastive entropy loss: for every transformer layer l, z^q = mean-pooled layer-l
   states of the trainable encoder on the masked batch, z^k = the same from the frozen encoder (LoRA disabled) on the
   unmasked batch, L_CEL = Σ_l mean_i H(softmax_j(z^q_i · z^k_j)), in float32.
@@ -50,7 +50,7 @@ from lora import Adapter
 from lora.progress import Progress
 from lora.wrapping import wrapped
 from unlearning.config import UnlearnConfig
-from unlearning.encoder import ENCODER_NAME, TiedMLMHead, keep_rng, layer_means, load_encoder, tokenize
+from lora.encoder import ENCODER_NAME, TiedMLMHead, keep_rng, layer_means, load_encoder, tokenize
 from lora.gating import GateCalibration, fit_gate
 from unlearning.gate import calibration, soft_weight
 

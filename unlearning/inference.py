@@ -26,7 +26,7 @@ from peft import set_peft_model_state_dict
 from lora.evaluation import generate, item_scores
 from lora.gating import gate_summary, lora_delta_scale
 from lora.wrapping import wrapped
-from unlearning.encoder import keep_rng
+from lora.encoder import keep_rng
 from unlearning.state import O3State
 
 TASK = "default"

@@ -129,3 +129,42 @@ def test_delta_scale_restricted_to_one_adapter_leaves_the_other_delta_alone():
     with pytest.raises(ValueError, match="no \\['nope'\\] LoRA layers"):
         with lora_delta_scale(m, [1.0], adapter_names=["nope"]):
             pass
+
+
+# ---------------------------------------------------------------------------------------------------- the router
+
+def _expert_scores(n: int, own: int, spread=(0.03, 0.1)) -> np.ndarray:
+    """(n, 2) cosine-like scores of inputs of expert `own`: near 0.8 for their own expert, near 0.3 for the other,
+    with expert 0's inputs tighter than expert 1's (so each needs its own units)."""
+    s = np.empty((n, 2))
+    s[:, own] = rng.normal(0.8, spread[own], n)
+    s[:, 1 - own] = rng.normal(0.3, 0.05, n)
+    return s
+
+
+def test_the_router_sends_held_out_inputs_to_their_expert_alone_and_mixes_where_unsure():
+    from lora.gating import Router, fit_router, routing_summary
+
+    router = fit_router([_expert_scores(10, 0), _expert_scores(10, 1)])
+    for k in (0, 1):
+        w = router.weights(_expert_scores(50, k))
+        assert (w[:, k] == 1.0).all() and (w[:, 1 - k] == 0.0).all()  # one-hot: exactly that expert's output
+    # an input two spreads below both experts' own inputs: neither is sure, so it gets the softmax mix
+    between = [[c.center - 2 * c.scale for c in router.calibrations]]
+    unsure = router.weights(between)
+    assert 0.0 < unsure.min() and unsure.max() < router.confidence and unsure.sum() == pytest.approx(1.0)
+    summary = routing_summary(np.vstack([router.weights(_expert_scores(6, 0)), unsure]))
+    assert summary["top1_counts"][0] >= 6 and summary["frac_single_expert"] == pytest.approx(6 / 7)
+    again = Router.from_dict(router.to_dict())
+    np.testing.assert_array_equal(again.weights(between), unsure)
+
+
+def test_the_router_compares_experts_in_their_own_units():
+    from lora.gating import fit_router
+
+    # expert 0's own inputs sit within ±0.01 of 0.8, expert 1's within ±0.1: 0.75 is far out for expert 0 but
+    # typical for expert 1, so an input scoring 0.75 for both goes to expert 1
+    tight = np.c_[rng.normal(0.8, 0.01, 10), rng.normal(0.3, 0.05, 10)]
+    wide = np.c_[rng.normal(0.3, 0.05, 10), rng.normal(0.8, 0.1, 10)]
+    router = fit_router([tight, wide])
+    assert router.weights([[0.75, 0.75]]).argmax() == 1

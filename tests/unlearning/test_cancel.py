@@ -9,7 +9,7 @@ from peft.tuners.lora import LoraLayer
 from tests.unlearning.conftest import BASE, FAST
 from lora.progress import Cancelled
 from unlearning import unlearn
-from unlearning.encoder import load_encoder
+from lora.encoder import load_encoder
 
 
 def _cancel_at(stage: str, step: int):
