@@ -204,16 +204,23 @@ def evaluate(version: str, task: str = typer.Option(None, help="builtin:<task>?n
 def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns/name[@ref] (or bare names in the "
                                                       "namespace of --into)."),
           into: str = typer.Option(..., help="Output adapter namespace/name."),
-          method: str = typer.Option("lego"), rank: int = typer.Option(None), density: float = typer.Option(None),
+          method: str = typer.Option("lego", help="lego, linear, cat, svd, ties, dare_linear, dare_ties, or route "
+                                      "(keep every input as an expert behind a router)."),
+          rank: int = typer.Option(None), density: float = typer.Option(None),
           weights: str = typer.Option(None, help="Comma-separated, one per input."),
           fit: list[str] = typer.Option(None, "--fit", help="Fit the merge's coefficients on a few examples per "
-                                        "input: a dataset ns/name[@ref] or builtin:<task>?n=16, once per input, "
-                                        "in the inputs' order."),
+                                        "input (route: the router's examples): a dataset ns/name[@ref] or "
+                                        "builtin:<task>?n=16, once per input, in the inputs' order."),
           fit_budget: int = typer.Option(None, help="Loss evaluations the fit may spend (default 40)."),
+          router: str = typer.Option(None, help="route: 'examples' (default; needs --fit) or 'arrow' (from the "
+                                     "adapters alone)."),
           wait: bool = typer.Option(True)):
     """Merge adapters with LoRA-LEGO or a standard method, as a job; with --fit, its coefficients are fitted on
-    examples of each input's task (LoraHub-style) and reported in the version's metrics."""
+    examples of each input's task (LoraHub-style) and reported in the version's metrics. --method route keeps the
+    inputs as experts and routes every request to its own (infer and evaluate show the routing weights)."""
     params = {"method": method}
+    if router is not None:
+        params["router"] = router
     if rank is not None:
         params["rank"] = rank
     if density is not None:

@@ -82,3 +82,72 @@ def test_cli_merge_passes_fit_and_its_budget(merge_world, monkeypatch):
     with merge_world.client() as c:
         fit = c.get("/api/v1/adapters/team/ab-cli/versions/1").json()["metrics"]["merge"]["fit"]
     assert fit["sources"] == FIT and fit["evaluations"] == 4
+
+
+ROUTE_FIT = ["builtin:caesar_shift?n=8&k=1", "builtin:add_constant?n=8&k=5"]
+ROUTE_PROMPTS = ["shift: abcde =", "add: 123 ="]  # one of each input's task
+
+
+def test_a_routed_merge_job_publishes_its_experts_and_routes_infer_and_evaluate(merge_world, tmp_path):
+    from peft import PeftModel
+
+    from lora.bases import tiny_model
+
+    with merge_world.client() as c:
+        job = run_job(c, {"kind": "merge", "inputs": ["team/a@1", "team/b@1"], "output": "team/ab-route",
+                          "params": {"method": "route", "fit": ROUTE_FIT, "fit_examples": 6}})
+        assert job["state"] == "succeeded", job
+        (ref,) = job["results"]
+        path = f"/api/v1/adapters/{ref.replace('@', '/versions/')}"
+        version = c.get(path).json()
+        route = version["metrics"]["merge"]["route"]
+        assert route["sources"] == ["team/a@1", "team/b@1"] and route["router"] == "examples"
+        assert route["top1_accuracy_held_out"] == [1.0, 1.0] and route["fit_sources"] == ROUTE_FIT
+        names = {f["name"] for f in version["files"]}
+        assert {"route/manifest.json", "route/experts/00/adapter_model.safetensors",
+                "route/experts/01/adapter_config.json"} <= names
+        for k in range(2):  # each expert is a PEFT folder of its own
+            folder = tmp_path / f"expert{k}"
+            folder.mkdir()
+            for name in ("adapter_config.json", "adapter_model.safetensors"):
+                (folder / name).write_bytes(c.get(f"{path}/files/route/experts/{k:02d}/{name}").content)
+            model, _ = tiny_model("llama", seed=0)
+            assert isinstance(PeftModel.from_pretrained(model, folder), PeftModel)
+
+        infer = run_job(c, {"kind": "infer", "inputs": [ref], "params": {"prompts": ROUTE_PROMPTS,
+                                                                         "max_new_tokens": 4}})
+        assert infer["state"] == "succeeded", infer
+        result = infer["result"]
+        assert result["experts"] == ["team/a@1", "team/b@1"] and len(result["completions"]) == 2
+        assert [max(range(2), key=row.__getitem__) for row in result["route_weights"]] == [0, 1]
+        assert result["routing_s"] > 0
+
+        evaluate = run_job(c, {"kind": "evaluate", "inputs": [ref],
+                               "params": {"task": "builtin:add_constant?n=8&test=6&k=5"}})
+        assert evaluate["state"] == "succeeded", evaluate
+        scores = evaluate["result"]["scores"]
+        assert scores["route_top"] == [1] * 6 and scores["route_top1_counts"] == [0, 6]
+        assert len(scores["route_weights"]) == 6 and 0 < scores["routing_share"] < 1
+        assert c.get(path).json()["metrics"]["eval/add_constant/route_top1_counts"] == [0, 6]
+
+
+def test_route_with_the_examples_router_needs_fit_at_submit(merge_world):
+    with merge_world.client() as c:
+        r = c.post("/api/v1/jobs", json={"kind": "merge", "inputs": ["team/a@1", "team/b@1"],
+                                         "output": "team/no-fit", "params": {"method": "route"}})
+    assert r.status_code == 422 and "needs fit" in r.text
+
+
+def test_cli_merge_method_route(merge_world, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hub.cli import app
+
+    monkeypatch.setenv("ADAPTARIUM_URL", merge_world.url)
+    monkeypatch.setenv("ADAPTARIUM_TOKEN", merge_world.admin_token)
+    r = CliRunner().invoke(app, ["merge", "team/a@1", "team/b@1", "--into", "team/ab-route-cli", "--method", "route",
+                                 "--router", "arrow"])
+    assert r.exit_code == 0 and "team/ab-route-cli@1" in r.output, r.output
+    with merge_world.client() as c:
+        route = c.get("/api/v1/adapters/team/ab-route-cli/versions/1").json()["metrics"]["merge"]["route"]
+    assert route["router"] == "arrow" and route["calibrated"] is False and route["experts"] == 2
