@@ -212,6 +212,51 @@ def test_try_it_panel_generates_and_shows_the_gate_weight_of_an_unlearned_versio
     assert page_errors(browser) == []
 
 
+def test_a_routed_merge_page_lists_its_experts_and_try_it_shows_the_routing_weights(browser, hub, registered, worker,
+                                                                                     tmp_path, shots):
+    import time
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from lora.bases import tiny_model
+
+    url, token, _ = hub
+    auth = {"Authorization": f"Bearer {token}"}
+    model, _ = tiny_model("llama")
+    torch.manual_seed(3)
+    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                     init_lora_weights=False)).save_pretrained(tmp_path / "adder")
+    files = {n: (n, (tmp_path / "adder" / n).read_bytes()) for n in ("adapter_config.json", "adapter_model.safetensors")}
+    res = httpx.post(f"{url}/api/v1/adapters/dash/adder/versions", headers=auth, data={"base": BASE}, files=files)
+    assert res.status_code == 201, res.text
+    sources = ["dash/uploaded@1", "dash/adder@1"]
+    job = httpx.post(f"{url}/api/v1/jobs", headers=auth, json={
+        "kind": "merge", "inputs": sources, "output": "dash/routed",
+        "params": {"method": "route", "fit": ["builtin:caesar_shift?n=6", "builtin:add_constant?n=6"]}}).json()
+    deadline = time.monotonic() + 240
+    while (state := httpx.get(f"{url}/api/v1/jobs/{job['id']}", headers=auth).json()["state"]) not in (
+            "succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert state == "succeeded"
+
+    page_errors(browser)  # drain what earlier tests left in the browser log
+    open_page(browser, url, token, "#/adapters/dash/routed@1")
+    rows = wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#route-experts tbody tr"), what="experts")
+    assert [r.find_element(By.CSS_SELECTOR, "a.ref").text for r in rows] == sources
+    assert "route" in text_of(browser, "#merge-report h2") and "examples router" in text_of(browser, "#merge-report h2")
+    assert browser.find_element(By.ID, "try-route") and not browser.find_elements(By.ID, "try-gate")
+    browser.find_element(By.ID, "try-prompt").send_keys("add: 123 =")
+    browser.find_element(By.ID, "try-run").click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "try-route-weights"), timeout=120, what="routing weights")
+    weights = {w.get_attribute("data-expert"): float(w.text.rsplit(" ", 1)[1])
+               for w in browser.find_elements(By.CSS_SELECTOR, "#try-route-weights .route-weight")}
+    assert set(weights) == {"0", "1"} and abs(sum(weights.values()) - 1) < 0.01 and weights["1"] > weights["0"]
+    assert "dash/adder@1" in text_of(browser, "#try-route-weights")
+    browser.save_screenshot(str(shots / "try-it-routed.png"))
+    assert page_errors(browser) == []
+
+
 def test_generator_page_shows_its_size_and_generates_an_adapter_from_the_form(browser, hub, registered, worker, shots):
     import time
 

@@ -207,16 +207,25 @@ const REPORT_CARDS = {
     const weights = r.coefficients || cfg.weights;
     const modules = Object.entries(r.modules || {});
     const experts = modules.filter(([, d]) => d && Array.isArray(d.cluster_sizes));
+    const route = r.route;  // a routed merge: its experts are the inputs, each served to the inputs routed to it
+    const accuracy = route && route.top1_accuracy_held_out;
     return {
-      id: "merge-report", title: `Merge — ${esc(r.method || "?")}`,
+      id: "merge-report", title: `Merge — ${esc(r.method || "?")}${route ? ` (${esc(route.router)} router)` : ""}`,
       stats: [stat("inputs", num(r.n_inputs)), stat("rank in → out", `${num(r.input_rank)} → ${num(r.output_rank)}`),
               stat("modules", num(r.n_modules)), ...(r.k != null ? [stat("experts per module (k)", num(r.k))] : []),
               stat("time", esc(seconds(r.time_s)))],
-      body: `<h3>coefficients</h3>${weights ? `<table class="list" id="merge-coefficients"><tbody>${weights.map((w, i) =>
+      body: route ? `<h3>experts</h3><table class="list" id="route-experts"><thead><tr><th>expert</th><th>source version</th>
+          <th>router top-1 on its examples (held out)</th></tr></thead><tbody>${(route.sources || []).map((src, i) =>
+          `<tr><th scope="row">${i}</th><td>${refLink(src)}</td><td>${accuracy ? share(accuracy[i]) : "— (not calibrated)"}</td></tr>`).join("")}</tbody></table>
+        <p class="muted">infer and evaluate send each input to its expert (a soft mix when the router's top weight is below
+        ${num(route.confidence, 2)}); plain PEFT loaders get the experts' cat merge.</p>
+        ${Object.keys(cfg).length ? `<h3>config</h3>${kvTable(cfg)}` : ""}` :
+        `<h3>coefficients</h3>${weights ? `<table class="list" id="merge-coefficients"><tbody>${weights.map((w, i) =>
           `<tr><th scope="row">input ${i + 1}</th><td>${num(w)}</td></tr>`).join("")}</tbody></table>` : "<p class='muted'>every input at weight 1</p>"}
         ${experts.length ? `<h3>experts (cluster sizes per module)</h3>${rowsTable(experts.map(([m, d]) => ({ module: m, sizes: d.cluster_sizes.join(" + ") })), "merge-experts")}` : ""}
         ${Object.keys(cfg).length ? `<h3>config</h3>${kvTable(cfg)}` : ""}`,
-      skip: ["method", "n_inputs", "input_rank", "output_rank", "n_modules", "k", "time_s", "modules", "config", "coefficients"],
+      skip: ["method", "n_inputs", "input_rank", "output_rank", "n_modules", "k", "time_s", "modules", "config", "coefficients",
+             ...(route ? ["route"] : [])],
     };
   },
   // the transfer kit (on its discriminator version): how well the discriminator tells real inputs from synthetic
@@ -289,12 +298,15 @@ const REPORT_CARDS = {
 
 // ---------- "Try it" on adapter pages ----------
 
-// An infer job with ?wait=, so short prompts answer in place; O3 versions show each prompt's gate weight.
+// An infer job with ?wait=, so short prompts answer in place; O3 versions show each prompt's gate weight, routed
+// merges the routing weight of each expert.
 versionExtras.push((object, v) => object !== "adapter" ? "" : `<section class="card" id="try-it"><h2>Try it</h2>
   <textarea id="try-prompt" rows="3" placeholder="a prompt"></textarea>
   <div class="row"><div><label for="try-max">max new tokens</label> <input id="try-max" type="number" min="1" max="512" value="32"></div>
   ${v.files.some(f => f.name.startsWith("o3/")) ? `<div><label for="try-gate">gate</label> <select id="try-gate">
-    <option value="auto">auto (O3 detectors)</option><option value="off">off (plain PEFT files)</option></select></div>` : ""}</div>
+    <option value="auto">auto (O3 detectors)</option><option value="off">off (plain PEFT files)</option></select></div>` : ""}
+  ${v.files.some(f => f.name.startsWith("route/")) ? `<div><label for="try-route">routing</label> <select id="try-route">
+    <option value="auto">auto (each input to its expert)</option><option value="off">off (plain PEFT files: the experts' cat merge)</option></select></div>` : ""}</div>
   <p><button id="try-run" type="button">Generate</button> <span class="muted" id="try-status"></span></p>
   <pre class="log" id="try-output"></pre></section>`);
 versionHooks.push((root, object, v) => {
@@ -303,7 +315,7 @@ versionHooks.push((root, object, v) => {
   run.onclick = async () => {
     const prompt = root.querySelector("#try-prompt").value;
     if (!prompt.trim()) { flash("type a prompt first"); return; }
-    const gate = root.querySelector("#try-gate");
+    const gate = root.querySelector("#try-gate") || root.querySelector("#try-route");
     const params = { prompts: [prompt], max_new_tokens: Number(root.querySelector("#try-max").value) || 32,
                      ...(gate ? { gate: gate.value } : {}) };
     root.querySelector("#try-status").textContent = "running…";
@@ -314,7 +326,9 @@ versionHooks.push((root, object, v) => {
       if (job.state !== "succeeded") throw new Error(job.error ? job.error.message : job.state);
       const r = job.result;
       root.querySelector("#try-output").innerHTML = `<span class="completion">${esc(r.completions[0])}</span>` +
-        (r.gate_weights ? `\n<span class="gate" id="try-gate-weight">gate weight ${r.gate_weights[0].toFixed(3)}</span>` : "");
+        (r.gate_weights ? `\n<span class="gate" id="try-gate-weight">gate weight ${r.gate_weights[0].toFixed(3)}</span>` : "") +
+        (r.route_weights ? `\n<span class="gate" id="try-route-weights">routing: ${r.route_weights[0].map((w, k) =>
+          `<span class="route-weight" data-expert="${k}">${esc((r.experts || [])[k] || "expert " + k)} ${Number(w).toFixed(3)}</span>`).join(", ")}</span>` : "");
       root.querySelector("#try-status").innerHTML = `<a href="#/jobs/${esc(job.id)}">job ${esc(shortId(job.id))}</a>`;
     } catch (e) { root.querySelector("#try-status").textContent = ""; flash(e.message); }
     finally { run.disabled = false; }

@@ -188,9 +188,12 @@ async function viewJob(root, id) {
 // A job's result data: completions (infer) as a table, scores (evaluate) as a table of names and values.
 function resultView(result) {
   if (Array.isArray(result.completions)) {
-    return `<table id="completions"><thead><tr><th>prompt</th><th>completion</th>${result.gate_weights ? "<th>gate weight</th>" : ""}</tr></thead><tbody>
+    const experts = result.route_weights ? (result.experts || []).map((e, k) => e || `expert ${k}`) : [];
+    return `<table id="completions"><thead><tr><th>prompt</th><th>completion</th>${result.gate_weights ? "<th>gate weight</th>" : ""}
+      ${experts.map(e => `<th>routed to ${esc(e)}</th>`).join("")}</tr></thead><tbody>
       ${result.completions.map((c, i) => `<tr><td>${esc(result.prompts ? result.prompts[i] : "")}</td><td class="completion">${esc(c)}</td>
-        ${result.gate_weights ? `<td class="gate">${Number(result.gate_weights[i]).toFixed(3)}</td>` : ""}</tr>`).join("")}</tbody></table>`;
+        ${result.gate_weights ? `<td class="gate">${Number(result.gate_weights[i]).toFixed(3)}</td>` : ""}
+        ${experts.map((_, k) => `<td class="gate route-weight">${Number(result.route_weights[i][k]).toFixed(3)}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
   }
   return kvTable(result, "result-table");
 }
