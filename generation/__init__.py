@@ -10,7 +10,7 @@ trajectory (lora.training.TrainConfig(checkpoint_every=N) -> TrainResult.checkpo
 hidden_state_condition / text_condition (or member_condition, which follows the config). check_family and the
 torch-free generation.family.family_mismatches list the inputs that do not fit the family.
 """
-from importlib import import_module
+from lora.lazy import lazy_exports
 
 # Lazy exports (PEP 562): the hub imports generation.config and generation.family, which must stay torch-free, and
 # importing a submodule runs this file first; the torch-using modules load on first use only.
@@ -31,10 +31,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'generation' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -49,7 +49,6 @@ def generate(generator: Generator, condition: torch.Tensor, config: GenerateConf
     {"prompt", "completion"} dicts). progress("generating", i, samples) after each decoded candidate and
     progress("scoring", i, samples, {"loglik"}) after each scored one."""
     config = config or GenerateConfig()
-    config.check()
     condition = generator.check_condition(condition)
     pairs = _pairs(examples)
     if config.select == "likelihood":

@@ -76,7 +76,6 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
     generates (default: the checkpoints' base_model_name_or_path). device: where to train (default: the process's
     device, lora.device.current(), so a GPU worker trains on its GPU); the trained generator is returned on CPU."""
     start = time.perf_counter()
-    config.check()
     if not members:
         raise GenerationError("train_generator needs at least one member")
     names = [m.name for m in members]
@@ -122,7 +121,7 @@ def train_generator(members: list[Member], config: GeneratorConfig, progress: Pr
                       "with_adapter": config.condition == "hidden_state" and config.condition_with_adapter,
                       "encoder": TEXT_ENCODER if config.condition == "text" else "base last layer, last position"},
         "layout": layout.to_json(),
-        "training": {"config": config.to_dict(), "members": names},
+        "training": {"config": config.model_dump(), "members": names},
     }, model=model)
 
     files = generator.to_files()

@@ -1,9 +1,10 @@
 """Every job kind, declared once: the one list the API, the job service, the runner, the CLI and the dashboard read.
 
 A kind is its method package, one module in `workers/kinds/` (same name as the kind) and one `KindSpec` line below
-(with its params model in `hub/job_params.py`). Everything generic reads the spec: validation at submit, read access
-on every registry object the job names (inputs and every `ref(...)` field of its params), existence and yanked checks,
-lineage and publication in the runner, `GET /api/v1/job-kinds`, the dashboard's form and `adaptarium jobs submit`.
+(its params model in `hub/job_params.py` is the method's own config plus the registry objects the job names).
+Everything generic reads the spec: validation at submit, read access on every registry object the job names (inputs
+and every `ref(...)` field of its params), existence and yanked checks, lineage and publication in the runner,
+`GET /api/v1/job-kinds`, the dashboard's form and the CLI.
 Torch-free, like the rest of hub/.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from hub import job_checks as checks
 from hub import job_params as p
 from hub.job_params import NAME, REF, JobParamsError, Ref
+from lora.config import MethodConfig
 
 OUTPUTS = ("adapter", "dataset", "generator", "data", "metrics", "none")
 
@@ -32,13 +34,18 @@ class KindSpec:
     summary: str
     relation: str | None = None  # lineage edge from the result to each input
     input_object: str = "adapter"  # what the inputs name
-    config: str | None = None  # "module:Class" of the method config the params mirror (checked by a test)
     # checks that need the registry, run at submit after every reference resolved: check(resolved) -> params
     # (possibly completed, e.g. with the kit found through lineage) or raises hub.registry.Invalid
     check: Callable[[Any], dict] | None = None
     # what each of a finished job's results names, in order, given its params (None: its one output; a kind
     # publishing several objects under one name, like a kit's adapter and seed dataset, says so here)
     published: Callable[[dict], tuple[str, ...]] | None = None
+
+    @property
+    def method_config(self) -> type[BaseModel] | None:
+        """The method's own config the params extend (None for kinds with no method config: evaluate, infer)."""
+        return next((c for c in self.params.__mro__[1:] if issubclass(c, MethodConfig)
+                     and not c.__module__.startswith("hub.") and c is not MethodConfig), None)
 
     @property
     def publishes(self) -> bool:
@@ -61,30 +68,30 @@ def _train_objects(params: dict) -> tuple[str, ...]:
 
 KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("train", p.TrainParams, (0, 0), "adapter", "gpu", "LoRA fine-tuning on a built-in task or a dataset",
-             config="lora.training:TrainConfig", published=_train_objects),
+             published=_train_objects),
     KindSpec("evaluate", p.EvaluateParams, (0, 1), "metrics", "gpu",
              "exact match of a version (or of a base alone) on a task's test split or a dataset; into its metrics"),
     KindSpec("merge", p.MergeParams, (2, 64), "adapter", "cpu", "LoRA-LEGO or a standard merge of adapters on one base",
-             relation="merged_from", config="merging.config:MergeConfig"),
+             relation="merged_from"),
     KindSpec("noop", p.NoopParams, (0, 0), "none", "cpu", "waits; for dispatch tests and benchmarks"),
     KindSpec("transfer_kit", p.TransferKitParams, (1, 1), "adapter", "gpu",
              "Trans-LoRA kit for an adapter while its data exists: a discriminator adapter and a seed dataset",
-             relation="discriminates_for", config="transfer.config:KitConfig", check=checks.transfer_kit,
+             relation="discriminates_for", check=checks.transfer_kit,
              published=_kit_objects),
     KindSpec("transfer", p.TransferParams, (1, 1), "adapter", "gpu",
              "Trans-LoRA: move an adapter to another base with synthetic data filtered by its kit",
-             relation="transferred_from", config="transfer.config:TransferConfig", check=checks.transfer),
+             relation="transferred_from", check=checks.transfer),
     KindSpec("unlearn", p.UnlearnParams, (1, 1), "adapter", "gpu",
              "O3: forget a set with an orthogonal unlearning LoRA and an OOD-gated soft load (next version)",
-             relation="unlearned_from", config="unlearning.config:UnlearnConfig", check=checks.unlearn),
+             relation="unlearned_from", check=checks.unlearn),
     KindSpec("infer", p.InferParams, (0, 1), "data", "gpu",
              "completions from a version (gated for O3 versions) or a base alone; in the job's result"),
     KindSpec("train_generator", p.TrainGeneratorParams, (2, 64), "generator", "gpu",
              "ICM-LoRA: a CVAE trained on a family of adapters' trajectories, to generate adapters for new tasks",
-             relation="trained_from", config="generation.config:GeneratorConfig", check=checks.train_generator),
+             relation="trained_from", check=checks.train_generator),
     KindSpec("generate", p.GenerateParams, (1, 1), "adapter", "gpu",
              "ICM-LoRA: a new adapter from a generator, conditioned on task examples or a description",
-             relation="generated_by", input_object="generator", config="generation.config:GenerateConfig",
+             relation="generated_by", input_object="generator",
              check=checks.generate),
 ]}
 KIND_NAMES = tuple(KINDS)

@@ -1,12 +1,12 @@
 """Per-kind job parameters, validated by the API before anything is queued (torch-free, so the API stays light).
 
-Each kind's params are a Pydantic model with `extra="forbid"` (a typo is a 422 naming the field, not a silently
-ignored setting) and no NaN/Infinity (JSON parsers accept them; a LoRA trained with alpha=Infinity is all NaN).
+A kind's params model is its method's own config (`lora.config.TrainConfig`, `transfer.config.KitConfig`, ...,
+pydantic models carrying each field's limits and description) extended only by the registry objects the job names.
+So the API accepts exactly what the method takes: there is no second copy of a field, a default or a limit to drift.
+On top, `Params` makes the API strict: unknown fields and non-finite numbers are refused, and "8" is not 8.
 Fields that name registry objects are typed with `ref(...)`: the marker says which kind of object they name and the
 lineage relation the job's result gets to it, and `hub.job_kinds` reads the markers to authorise, resolve and link
-every reference, whatever the kind. Hyper-parameters mirror the method's own config dataclass (`KindSpec.config`);
-tests/workers/test_job_kinds.py fails when a field or a default drifts between the two.
-Cross-field rules (ties needs a density) are model validators here, so they fail at submit with a 422.
+every reference, whatever the kind. Rules that tie params to the job's inputs are `check_inputs`.
 """
 from __future__ import annotations
 
@@ -16,17 +16,16 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from generation.config import GenerateConfig, GeneratorConfig
+from lora.config import ESSENTIAL, MAX_COUNT, MAX_ITEMS, MAX_SEED, MAX_TEXT, Text, TrainConfig  # noqa: F401
+from merging.config import MergeConfig
+from transfer.config import KitConfig, TransferConfig
+from unlearning.config import UnlearnConfig
+
 # The built-in task names of lora.tasks (kept here so the API need not import torch; a test pins them equal).
 BUILTIN_TASKS = ("add_constant", "boolean_expressions", "caesar_shift", "object_counting", "two_step_arithmetic",
                  "word_sorting")
 NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}"
-# Bounds the worker can take: a seed goes to numpy and torch, and numpy's legacy seeding takes at most 2**32-1 (a seed
-# of 10**30 passed submit and failed in the worker); free-form strings and lists are bounded so a job's params stay
-# small (a 1 MB `options` list was accepted).
-MAX_SEED = 2**32 - 1
-MAX_COUNT = 10_000_000  # any other count without a tighter limit of its own
-MAX_TEXT, MAX_ITEMS = 500, 256
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
 REF = re.compile(rf"^{NAME}/{NAME}(@[A-Za-z0-9._-]{{1,64}})?$")
 
 
@@ -78,10 +77,11 @@ def ref(object: str, relation: str | None = None, builtin: bool = False):
 
 
 def Seed():
-    return Field(0, ge=0, le=MAX_SEED)
+    return Field(0, ge=0, le=MAX_SEED, description="seed of every random choice")
 
 
 Task = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(check_task)]
+BASE = "the registered base model"
 
 
 class Params(BaseModel):
@@ -95,8 +95,11 @@ class Params(BaseModel):
 
 
 class TaskOrDataset(Params):
-    task: Task | None = None
-    dataset: ref("dataset", relation="trained_from") | None = None
+    task: Task | None = Field(None, description="a built-in task, builtin:<name>?n=256&seed=0",
+                              json_schema_extra=ESSENTIAL)
+    dataset: ref("dataset", relation="trained_from") | None = Field(None, description="a dataset version "
+                                                                    "(namespace/name@version)",
+                                                                    json_schema_extra=ESSENTIAL)
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -105,38 +108,12 @@ class TaskOrDataset(Params):
         return self
 
 
-class LoraFields(Params):
-    """The LoRA every method trains (train's adapter, a kit's discriminator, a transfer's student, the unlearning
-    LoRA): the same fields and defaults as lora.training.TrainConfig."""
+class TrainParams(TaskOrDataset, TrainConfig):
+    """lora.config.TrainConfig, plus the base to train on and the data."""
 
-    rank: int = Field(8, ge=1, le=1024)
-    lora_alpha: float = Field(16.0, gt=0)
-    target_modules: list[Text] = Field(default_factory=lambda: ["q_proj", "v_proj"], min_length=1, max_length=MAX_ITEMS)
-    steps: int = Field(100, ge=1, le=100_000)
-    lr: float = Field(2e-4, gt=0, le=1)
-    batch_size: int = Field(8, ge=1, le=1024)
-    max_len: int = Field(256, ge=8, le=8192)
-    seed: int = Seed()
-
-
-class TrainParams(TaskOrDataset, LoraFields):
-    """lora.training.TrainConfig, plus the base to train on and the data."""
-
-    base: ref("base")
-    grad_accum: int = Field(1, ge=1, le=1024)
-    warmup: int = Field(0, ge=0, le=100_000)
-    weight_decay: float = Field(0.0, ge=0)
-    checkpoint_every: int | None = Field(None, ge=1, le=100_000)
-    use_rslora: bool = False
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    # also make a Trans-LoRA kit (discriminator + seeds, default KitConfig) at the end, while the data is at hand
-    transfer_kit: bool = False
-
-    @model_validator(mode="after")
-    def _warmup_within_steps(self):
-        if self.warmup > self.steps:
-            raise ValueError(f"warmup ({self.warmup}) must not exceed steps ({self.steps})")
-        return self
+    base: ref("base") = Field(description=BASE, json_schema_extra=ESSENTIAL)
+    transfer_kit: bool = Field(False, description="also make a Trans-LoRA kit (discriminator and seeds, default "
+                               "KitConfig) at the end, while the data is at hand")
 
 
 class EvaluateParams(TaskOrDataset):
@@ -144,13 +121,16 @@ class EvaluateParams(TaskOrDataset):
     An O3 (unlearned) version is scored with its gate unless gate is "off" (the plain PEFT files); "calibrated" /
     "paper" put that gate on every request's detector (the ablation)."""
 
-    base: ref("base") | None = None
-    gate: Literal["auto", "off", "calibrated", "paper"] = "auto"
-    # a built-in task's "train" or "test" (default); a dataset's rows whose "split" field has this value (default:
-    # every row)
-    split: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    limit: int | None = Field(None, ge=1, le=100_000)
-    max_new_tokens: int | None = Field(None, ge=1, le=1024)
+    base: ref("base") | None = Field(None, description=BASE + " to score alone (no input version)",
+                                     json_schema_extra=ESSENTIAL)
+    gate: Literal["auto", "off", "calibrated", "paper"] = Field("auto", description='O3 versions: "auto" (each '
+                                                                'detector\'s own gate), "off", or "calibrated" / '
+                                                                '"paper" on every detector')
+    split: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+                              description='a built-in task\'s "train" or "test" (default); a dataset\'s rows whose '
+                              '"split" field has this value (default: every row)')
+    limit: int | None = Field(None, ge=1, le=100_000, description="score at most this many examples")
+    max_new_tokens: int | None = Field(None, ge=1, le=1024, description="longest completion, in tokens")
 
     @model_validator(mode="after")
     def _builtin_splits(self):
@@ -163,39 +143,24 @@ class EvaluateParams(TaskOrDataset):
             raise ValueError("evaluate takes one input version, or no input and params.base (the base alone)")
 
 
-class MergeParams(Params):
-    """merging.MergeConfig."""
+class MergeParams(Params, MergeConfig):
+    """merging.config.MergeConfig, plus the example sets a fitted merge scores (one per input)."""
 
-    method: Literal["lego", "linear", "cat", "svd", "ties", "dare_linear", "dare_ties"] = "lego"
-    weights: list[float] | None = Field(None, max_length=64)
-    rank: int | None = Field(None, ge=1, le=4096)
-    density: float | None = Field(None, gt=0, le=1)
-    majority_sign_method: Literal["total", "frequency"] = "total"
-    seed: int = Seed()
-    n_init: int = Field(4, ge=1, le=100)
-    max_iter: int = Field(50, ge=1, le=10_000)
-    parameter_reweighting: bool = True
-    output_reweighting: bool = True
-    parameter_norm: Literal["separate", "joint"] = "separate"
-    # fitted coefficients: a few examples per input (a dataset version or builtin:<task>, one per input, in order);
-    # without `fit` the fit_* fields are unused. merging.config.MergeConfig documents each field and its default.
-    fit: list[ref("dataset", relation="fitted_on", builtin=True)] | None = Field(None, min_length=1, max_length=64)
-    fit_granularity: Literal["input", "cluster"] = "input"
-    fit_budget: int = Field(40, ge=1, le=2000, description="loss evaluations CMA-ES may spend, the unfitted start "
-                                                            "included")
-    fit_l1: float = Field(0.05, ge=0, le=100)
-    fit_sigma: float = Field(0.3, gt=0, le=10)
-    fit_bound: float = Field(3.0, gt=0, le=100)
-    fit_examples: int = Field(20, ge=1, le=256, description="examples scored per input (the first ones)")
+    fit: list[ref("dataset", relation="fitted_on", builtin=True)] | None = Field(
+        None, min_length=1, max_length=64, description="fit the coefficients on a few examples per input: a dataset "
+        "or builtin:<task> per input, in the inputs' order")
 
     @model_validator(mode="after")
-    def _cross_field_rules(self):
-        if self.method in ("ties", "dare_linear", "dare_ties") and self.density is None:
-            raise ValueError(f"method {self.method!r} needs a density in (0, 1]: the fraction of entries it keeps")
-        if self.fit_granularity == "cluster" and self.method != "lego":
-            raise ValueError(f'fit_granularity "cluster" needs method "lego" (its clusters), got {self.method!r}')
+    def _fit_starts_within_bound(self):
         if self.fit is not None and self.weights is not None and max(map(abs, self.weights)) > self.fit_bound:
             raise ValueError(f"fitting starts from params.weights, which must lie within ±fit_bound ({self.fit_bound})")
+        return self
+
+    @model_validator(mode="after")
+    def _routing_examples_need_fit(self):
+        if self.method == "route" and self.router == "examples" and self.fit is None:
+            raise ValueError('method "route" with router "examples" needs fit: a few examples per input (the '
+                             'router\'s prototypes); router "arrow" works from the adapters alone')
         return self
 
     def check_inputs(self, inputs: list[str]) -> None:
@@ -207,79 +172,34 @@ class MergeParams(Params):
 
 
 class NoopParams(Params):
-    seconds: float = Field(0.0, ge=0, le=600)
+    seconds: float = Field(0.0, ge=0, le=600, description="how long the job waits")
 
 
-class TransferKitParams(TaskOrDataset, LoraFields):
-    """transfer.KitConfig (the discriminator and the seeds of a Trans-LoRA kit) for the input adapter, made from
-    the real task data: a dataset version or a built-in task."""
-
-    seeds: int = Field(5, ge=1, le=1000)
-    task_name: str = Field("given", min_length=1, max_length=200)
-    synthetic: int = Field(0, ge=0, le=100_000)
-    heldout_fraction: float = Field(0.2, ge=0, lt=1)
-    temperature: float = Field(1.0, gt=0, le=10)
-    top_p: float = Field(0.95, gt=0, le=1)
-    max_new_tokens: int = Field(64, ge=1, le=2048)
-    candidate_batch_size: int = Field(16, ge=1, le=1024)
-    lr: float = Field(1e-3, gt=0, le=1)  # KitConfig's: a yes/no discriminator needs more than the LoRA default
+class TransferKitParams(TaskOrDataset, KitConfig):
+    """transfer.config.KitConfig for the input adapter, made from the real task data: a dataset version or a
+    built-in task."""
 
 
-class TransferParams(LoraFields):
-    """transfer.TransferConfig, plus the target base, the kit (found through lineage when not given) and an
+class TransferParams(Params, TransferConfig):
+    """transfer.config.TransferConfig, plus the target base, the kit (found through lineage when not given) and an
     optional evaluation on the target base."""
 
-    target_base: ref("base")
-    kit: ref("adapter", relation="filtered_by") | None = None
-    evaluate: ref("dataset", builtin=True) | None = None
-    eval_limit: int | None = Field(None, ge=1, le=100_000)
-    data: Literal["filtered", "unfiltered", "seeds_only"] = "filtered"
-    filter: Literal["calibrated", "rank", "fixed"] = "calibrated"
-    calibration_quantile: float = Field(0.1, ge=0, lt=1)
-    synthetic_size: int | None = Field(None, ge=1, le=100_000)
-    synthetic_multiple: float = Field(1.0, gt=0, le=100)
-    seeds: int | None = Field(None, ge=1, le=1000)
-    max_attempts: int = Field(0, ge=0, le=10_000_000)
-    give_up_after: int = Field(64, ge=1, le=MAX_COUNT)
-    temperature: float = Field(1.0, gt=0, le=10)
-    top_p: float = Field(0.95, gt=0, le=1)
-    max_new_tokens: int = Field(64, ge=1, le=2048)
-    candidate_batch_size: int = Field(16, ge=1, le=1024)
-    label_max_new_tokens: int = Field(64, ge=1, le=2048)
-    label_temperature: float = Field(0.0, ge=0, le=10)
-    label_stop: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=lambda: ["\n"], max_length=16)
-    measure_mmd: bool = True
+    target_base: ref("base") = Field(description="the base the adapter moves to", json_schema_extra=ESSENTIAL)
+    kit: ref("adapter", relation="filtered_by") | None = Field(None, description="the source's transfer kit "
+                                                               "(default: the newest one made for it)")
+    evaluate: ref("dataset", builtin=True) | None = Field(None, description="score the result on this dataset or "
+                                                          "builtin:<task> (its test split)")
+    eval_limit: int | None = Field(None, ge=1, le=100_000, description="score at most this many examples")
 
 
-class UnlearnParams(LoraFields):
-    """unlearning.UnlearnConfig, plus the forget set (a dataset version or a built-in task: its train split) and
-    optional reference inputs (retained data) for the detector's AUROC in the report."""
+class UnlearnParams(Params, UnlearnConfig):
+    """unlearning.config.UnlearnConfig, plus the forget set (a dataset version or a built-in task: its train split)
+    and optional reference inputs (retained data) for the detector's AUROC in the report."""
 
-    forget: ref("dataset", relation="forgets", builtin=True)
-    reference: ref("dataset", builtin=True) | None = None
-    relabel: Literal["refusal", "wrong_option"] = "refusal"
-    options: list[Text] = Field(default_factory=list, max_length=MAX_ITEMS)
-    lambda_orth: float = Field(0.1, ge=0)
-    lr: float = Field(1e-3, gt=0, le=1)  # a forget set is small and must be overwritten in ~100 steps
-    used_fraction: float = Field(0.8, gt=0, lt=1)
-    mask_prob: float = Field(0.15, gt=0, lt=1)
-    detector_rank: int = Field(8, ge=1, le=1024)
-    detector_alpha: float = Field(16.0, gt=0)
-    detector_target_modules: list[Text] = Field(default_factory=lambda: ["query", "value"], min_length=1,
-                                                max_length=MAX_ITEMS)
-    detector_steps: int = Field(100, ge=1, le=100_000)
-    detector_lr: float = Field(5e-4, gt=0, le=1)
-    detector_batch_size: int = Field(8, ge=2, le=1024)
-    detector_max_len: int = Field(128, ge=8, le=512)
-    gamma: float = Field(1.0, ge=0)
-    nu: float = Field(0.1, gt=0, le=1)
-    zeta: float = Field(10.0, gt=0)
-    one_sided_gate: bool = True
-    gate: Literal["calibrated", "paper"] = "calibrated"
-    gate_tail_sd: float = Field(2.33, ge=0, le=100)
-    gate_max_width: float = Field(2.0, gt=0, le=100)
-    builtin_reference: bool = True
-    min_forget_examples: int = Field(10, ge=2, le=MAX_COUNT)
+    forget: ref("dataset", relation="forgets", builtin=True) = Field(description="what to forget: a dataset or "
+                                                                     "builtin:<task>", json_schema_extra=ESSENTIAL)
+    reference: ref("dataset", builtin=True) | None = Field(None, description="retained data: its inputs must keep "
+                                                           "the gate closed")
 
 
 MAX_PROMPTS, MAX_PROMPT_CHARS = 64, 4000
@@ -288,36 +208,28 @@ MAX_PROMPTS, MAX_PROMPT_CHARS = 64, 4000
 class InferParams(Params):
     """Completions from a version (gated when it is an O3 version) or, with no input, from `base` alone."""
 
-    base: ref("base") | None = None
-    prompts: list[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]] = Field(min_length=1, max_length=MAX_PROMPTS)
-    max_new_tokens: int = Field(64, ge=1, le=512)
-    temperature: float = Field(0.0, ge=0, le=10)
+    base: ref("base") | None = Field(None, description=BASE + " to run alone (no input version)",
+                                     json_schema_extra=ESSENTIAL)
+    prompts: list[Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]] = Field(
+        min_length=1, max_length=MAX_PROMPTS, description="prompts to complete", json_schema_extra=ESSENTIAL)
+    max_new_tokens: int = Field(64, ge=1, le=512, description="longest completion, in tokens")
+    temperature: float = Field(0.0, ge=0, le=10, description="sampling temperature (0: greedy)")
     seed: int = Seed()
-    gate: Literal["auto", "off", "calibrated", "paper"] = "auto"
+    gate: Literal["auto", "off", "calibrated", "paper"] = Field("auto", description='O3 versions: "auto", "off", '
+                                                                '"calibrated" or "paper"')
 
     def check_inputs(self, inputs: list[str]) -> None:
         if bool(inputs) == (self.base is not None):
             raise ValueError("infer takes one input version, or no input and params.base (the base alone)")
 
 
-class TrainGeneratorParams(Params):
-    """generation.GeneratorConfig. Inputs: the family's adapter versions, each trained with checkpoint_every (its
-    trajectory). Hidden-state conditions come from each input's own training data (train/source in its metrics);
-    text conditions from `descriptions`, one per input."""
+class TrainGeneratorParams(Params, GeneratorConfig):
+    """generation.config.GeneratorConfig. Inputs: the family's adapter versions, each trained with
+    checkpoint_every (its trajectory). Hidden-state conditions come from each input's own training data
+    (train/source in its metrics); text conditions from `descriptions`, one per input."""
 
-    descriptions: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(None, max_length=64)
-    condition: Literal["hidden_state", "text"] = "hidden_state"
-    condition_examples: int = Field(8, ge=1, le=256)
-    condition_with_adapter: bool = False
-    keep: float = Field(0.5, gt=0, le=1)
-    basis: int = Field(8, ge=1, le=256)
-    latent: int = Field(64, ge=1, le=4096)
-    beta: float = Field(0.005, ge=0)
-    beta_warmup: float = Field(0.3, ge=0, le=1)
-    epochs: int = Field(200, ge=1, le=100_000)
-    lr: float = Field(3e-3, gt=0, le=1)
-    batch_size: int = Field(8, ge=1, le=4096)
-    seed: int = Seed()
+    descriptions: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
+        None, max_length=64, description='condition "text": one task description per input')
 
     @model_validator(mode="after")
     def _text_needs_descriptions(self):
@@ -330,16 +242,14 @@ class TrainGeneratorParams(Params):
             raise ValueError(f"params.descriptions has {len(self.descriptions)} entries for {len(inputs)} inputs")
 
 
-class GenerateParams(Params):
-    """generation.GenerateConfig, plus the condition: task examples (a dataset or a built-in task; needed for a
-    hidden-state generator and for likelihood selection) or a description (a text generator)."""
+class GenerateParams(Params, GenerateConfig):
+    """generation.config.GenerateConfig, plus the condition: task examples (a dataset or a built-in task; needed for
+    a hidden-state generator and for likelihood selection) or a description (a text generator)."""
 
-    examples: ref("dataset", relation="conditioned_on", builtin=True) | None = None
-    description: str | None = Field(None, min_length=1, max_length=2000)
-    samples: int = Field(1, ge=1, le=64)
-    select: Literal["none", "likelihood"] = "none"
-    temperature: float = Field(1.0, ge=0, le=10)
-    seed: int = Seed()
+    examples: ref("dataset", relation="conditioned_on", builtin=True) | None = Field(
+        None, description="a few examples of the task: a dataset or builtin:<task>", json_schema_extra=ESSENTIAL)
+    description: str | None = Field(None, min_length=1, max_length=2000, description="the task in words (a text "
+                                     "generator)", json_schema_extra=ESSENTIAL)
 
     @model_validator(mode="after")
     def _selection_needs_examples(self):

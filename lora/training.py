@@ -12,59 +12,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from peft import LoraConfig
 from transformers import get_linear_schedule_with_warmup
 
 from lora.adapter import Adapter
+from lora.config import TrainConfig  # noqa: F401 - the config lives torch-free beside the others
 from lora.progress import Progress
 from lora.wrapping import wrapped
 
 IGNORE = -100  # label id torch's cross-entropy skips: prompt and padding positions
-
-
-@dataclass
-class TrainConfig:
-    rank: int = 8
-    lora_alpha: float = 16
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    lr: float = 2e-4
-    steps: int = 100
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup: int = 0
-    weight_decay: float = 0.0
-    max_len: int = 256
-    seed: int = 0
-    checkpoint_every: int | None = None
-    use_rslora: bool = False
-    lora_dropout: float = 0.0
-
-    def check(self) -> None:
-        """Raise ValueError naming the first bad field, so a caller can refuse a job before queuing it."""
-        positive = ("rank", "steps", "batch_size", "grad_accum", "max_len")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("lora_alpha", "lr", "weight_decay", "lora_dropout"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if not isinstance(self.warmup, int) or not 0 <= self.warmup <= self.steps:
-            raise ValueError(f"warmup must be an integer between 0 and steps, got {self.warmup!r}")
-        if self.checkpoint_every is not None and (not isinstance(self.checkpoint_every, int)
-                                                  or self.checkpoint_every < 1):
-            raise ValueError(f"checkpoint_every must be a positive integer or None, got {self.checkpoint_every!r}")
-        if (isinstance(self.target_modules, str) or not self.target_modules
-                or not all(isinstance(m, str) and m for m in self.target_modules)):
-            raise ValueError(f"target_modules must be a non-empty list of module names, got {self.target_modules!r}")
-        if self.lora_dropout >= 1:
-            raise ValueError(f"lora_dropout must be below 1, got {self.lora_dropout!r}")
-
-    def lora_config(self, base_name: str | None = None) -> LoraConfig:
-        return LoraConfig(r=self.rank, lora_alpha=self.lora_alpha, target_modules=list(self.target_modules),
-                          lora_dropout=self.lora_dropout, use_rslora=self.use_rslora, task_type="CAUSAL_LM",
-                          base_model_name_or_path=base_name)
 
 
 @dataclass
@@ -144,7 +99,6 @@ def train_lora(
     """
     if not pairs:
         raise ValueError("no training examples")
-    config.check()
     device = next(model.parameters()).device
     examples = [encode_pair(tokenizer, p, c, config.max_len) for p, c in pairs]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

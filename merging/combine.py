@@ -1,14 +1,6 @@
-"""Merging LoRA adapters: LoRA-LEGO and PEFT's add_weighted_adapter methods, on `lora.Adapter` values.
-
-    merge(adapters, MergeConfig(method="lego")) -> Adapter
-    merge_with_report(adapters, config, progress=None) -> (Adapter, report dict)
-    fit_merge(adapters, config, model, tokenizer, examples, progress=None) -> (Adapter, report dict)
-        the same merge with coefficients fitted on a few examples per input (merging.fit)
-
-The output is a plain PEFT adapter on the same base with scaling 1 on every module (alpha = rank there)."""
+"""merge and merge_with_report: run a registered method over every module of the inputs (merging.registry)."""
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 
@@ -16,11 +8,8 @@ import torch
 
 from lora import Adapter
 from merging.config import MergeConfig
-from merging.errors import MergeError
 from merging.inputs import check_weights, parts_by_module
-from merging.registry import METHODS
-
-__all__ = ["METHODS", "MergeConfig", "MergeError", "fit_merge", "merge", "merge_with_report"]
+from merging.registry import merge_function
 
 
 def merge(adapters: list[Adapter], config: MergeConfig) -> Adapter:
@@ -30,17 +19,11 @@ def merge(adapters: list[Adapter], config: MergeConfig) -> Adapter:
 def merge_with_report(adapters: list[Adapter], config: MergeConfig, progress=None) -> tuple[Adapter, dict]:
     """Merge and say how: method, inputs' ranks, output rank, time, and per-module details (LEGO's cluster sizes).
     progress("merging", done, total) after each module (the lora.progress protocol)."""
-    if config.method not in METHODS:
-        raise MergeError(f"unknown merge method {config.method!r}; known: {sorted(METHODS)}")
-    merge_module = METHODS[config.method]
+    merge_module = merge_function(config.method)
     weights = check_weights(adapters, config.weights)
     modules = parts_by_module(adapters, weights)
     input_rank = max(p.rank for parts in modules.values() for p in parts)
-    if config.rank is not None and config.rank < 1:
-        raise MergeError(f"rank must be >= 1, got {config.rank}")
-    if config.n_init < 1 or config.max_iter < 1:
-        raise MergeError("n_init and max_iter must be >= 1")
-    resolved = dataclasses.replace(config, rank=config.rank or input_rank)
+    resolved = config.model_copy(update={"rank": config.rank or input_rank})
 
     start = time.perf_counter()
     merged, details = {}, {}
@@ -61,7 +44,7 @@ def merge_with_report(adapters: list[Adapter], config: MergeConfig, progress=Non
     adapter = Adapter.from_modules(adapters[0].base_model, merged, r=r, lora_alpha=r, alpha_pattern=alpha_pattern)
     report = {
         "method": config.method,
-        "config": resolved.to_dict(),
+        "config": resolved.model_dump(),
         "n_inputs": len(adapters),
         "input_rank": input_rank,
         "output_rank": r,
@@ -73,5 +56,3 @@ def merge_with_report(adapters: list[Adapter], config: MergeConfig, progress=Non
         report["k"] = resolved.rank
     return adapter, report
 
-
-from merging.fit import fit_merge  # noqa: E402 - fit builds on merge_with_report above

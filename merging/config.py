@@ -1,52 +1,63 @@
-"""What a merge is asked to do. One plain dataclass for every method (mergekit-style): each method reads the fields
-it needs and ignores the rest, so a stored merge request is one JSON object whatever the method."""
+"""What a merge is asked to do: one torch-free pydantic config for every method (mergekit-style; each method reads
+the fields it needs), which is also the `merge` job's params (the hub's model adds the fit example sets). The
+method names come from merging.registry, and so does what each method needs (ties and dare need a density)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lora.config import ESSENTIAL, MAX_SEED, MethodConfig
+from merging.registry import METHODS
+
+MergeMethodName = Literal[tuple(METHODS)]
 
 
-@dataclass
-class MergeConfig:
-    method: str = "lego"
-    # per-input weights (linear, cat, svd, ties, dare_*, and lego folds them into each unit's b); None = all 1.0
-    weights: list[float] | None = None
-    # output rank: LEGO's k (default: the largest input rank) and PEFT's svd_rank (default: the largest input rank)
-    rank: int | None = None
-    # ties / dare_*: fraction of entries kept, in (0, 1]
-    density: float | None = None
-    majority_sign_method: str = "total"  # "total" (sum of values) or "frequency" (count of signs), as in PEFT
-    # k-means for LEGO, and the torch seed for DARE's random masks
-    seed: int = 0
-    n_init: int = 4
-    max_iter: int = 50
-    # LEGO dual reweighting
-    parameter_reweighting: bool = True
-    output_reweighting: bool = True
-    # "separate" (default): rescale a centroid's a-part to its members' mean |a| and its b-part to their mean |b|.
+class MergeConfig(MethodConfig):
+    method: MergeMethodName = Field("lego", description="merge method: " + "; ".join(
+        f"{name}: {m.summary}" for name, m in METHODS.items()), json_schema_extra=ESSENTIAL)
+    # lego folds the weights into each unit's b
+    weights: list[float] | None = Field(None, min_length=1, max_length=64, strict=False,
+                                        description="one weight per input (none: all 1.0)",
+                                        json_schema_extra=ESSENTIAL)
+    rank: int | None = Field(None, ge=1, le=4096, description="output rank: LEGO's k, svd's rank (none: the "
+                             "largest input rank)")
+    density: float | None = Field(None, gt=0, le=1, description="ties, dare_*: fraction of entries kept")
+    majority_sign_method: Literal["total", "frequency"] = Field("total", description='ties, dare_ties: sign '
+                                                                 'election by "total" (sum) or "frequency" (count)')
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of LEGO's k-means and DARE's random masks")
+    n_init: int = Field(4, ge=1, le=100, description="LEGO: k-means restarts")
+    max_iter: int = Field(50, ge=1, le=10_000, description="LEGO: k-means iterations")
+    parameter_reweighting: bool = Field(True, description="LEGO: rescale each centroid to its members' norms")
+    output_reweighting: bool = Field(True, description="LEGO: rescale the output to the inputs' output norm")
     # The split between A and B is arbitrary in LoRA (B carries the folded alpha/r), so a joint norm over [a; b]
     # would be dominated by whichever side happens to be larger; "joint" is kept to measure that choice.
-    parameter_norm: str = "separate"
-    # fitted coefficients (merging.fit, LoraHub-style), used only by fit_merge: which coefficients are searched
-    # ("input": one weight per input, any method; "cluster": LEGO only, one scale per merged rank-1 unit of every
-    # module, many more dimensions), how many loss evaluations CMA-ES may spend (the unfitted start included; 40 is
-    # LoraHub's default and enough for 2-8 per-input weights), the weight of the L1 term on the coefficients'
-    # distance from the unfitted merge's, CMA-ES's initial step, the coefficients' range, and how many examples
-    # per input are scored (the first ones)
-    fit_granularity: str = "input"
-    fit_budget: int = 40
-    fit_l1: float = 0.05
-    fit_sigma: float = 0.3
-    fit_bound: float = 3.0
-    fit_examples: int = 20
+    parameter_norm: Literal["separate", "joint"] = Field("separate", description='LEGO: rescale a centroid\'s a and '
+                                                         'b parts "separate"ly or "joint"ly')
+    # fitted coefficients (merging.fit, LoraHub-style), used only by fit_merge
+    fit_granularity: Literal["input", "cluster"] = Field("input", description='fit: one weight per "input", or '
+                                                         'one scale per LEGO "cluster" (many more dimensions)')
+    # 40 is LoraHub's default and enough for 2-8 per-input weights
+    fit_budget: int = Field(40, ge=1, le=2000, description="fit: loss evaluations CMA-ES may spend, the unfitted "
+                            "start included")
+    fit_l1: float = Field(0.05, ge=0, le=100, description="fit: weight of the L1 term on the coefficients' distance "
+                          "from the unfitted merge's")
+    fit_sigma: float = Field(0.3, gt=0, le=10, description="fit: CMA-ES's initial step")
+    fit_bound: float = Field(3.0, gt=0, le=100, description="fit: coefficients stay within ±fit_bound")
+    fit_examples: int = Field(20, ge=1, le=256, description="fit: examples scored per input (the first ones)")
+    # the routed merge (merging.route): where its router's scores come from, and from which top probability an input
+    # goes to one expert alone
+    router: Literal["examples", "arrow"] = Field("examples", description='route: "examples" (prototypes of the fit '
+                                                 'examples in the sentence encoder\'s space; needs fit) or "arrow" '
+                                                 "(each adapter's top singular vectors; calibrated on fit if given)")
+    route_confidence: float = Field(0.9, gt=0, le=1, description="route: an input whose top routing probability "
+                                    "reaches this goes to that expert alone; below it, a soft mix of the experts")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "MergeConfig":
-        from merging.errors import MergeError
-
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise MergeError(f"unknown merge config field(s): {sorted(unknown)}")
-        return cls(**data)
+    @model_validator(mode="after")
+    def _what_the_method_needs(self):
+        for name, why in METHODS[self.method].needs.items():
+            if getattr(self, name) is None:
+                raise ValueError(f"method {self.method!r} needs {why}")
+        if self.fit_granularity == "cluster" and self.method != "lego":
+            raise ValueError(f'fit_granularity "cluster" needs method "lego" (its clusters), got {self.method!r}')
+        return self

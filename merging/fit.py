@@ -19,7 +19,6 @@ the examples is never above the unfitted merge's; the result is a plain PEFT ada
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,12 +31,11 @@ from peft import set_peft_model_state_dict
 from lora import Adapter
 from lora.evaluation import applied
 from lora.training import IGNORE, collate, completion_loss_sum, encode_pair
-from merging import merge_with_report
+from merging.combine import merge_with_report
 from merging.config import MergeConfig
 from merging.errors import MergeError
 from merging.inputs import check_weights
 
-GRANULARITIES = ("input", "cluster")
 MAX_LEN, BATCH = 256, 16
 
 
@@ -50,23 +48,12 @@ class CoefficientSpace:
     describe: Callable[[np.ndarray], list | dict]  # the coefficients as the report shows them
 
 
-def check_fit_config(config: MergeConfig) -> None:
-    if config.fit_granularity not in GRANULARITIES:
-        raise MergeError(f"fit_granularity must be one of {GRANULARITIES}, got {config.fit_granularity!r}")
-    if config.fit_granularity == "cluster" and config.method != "lego":
-        raise MergeError(f'fit_granularity "cluster" needs method "lego" (its clusters), got {config.method!r}')
-    if config.fit_budget < 1 or config.fit_examples < 1:
-        raise MergeError("fit_budget and fit_examples must be >= 1")
-    if config.fit_l1 < 0 or config.fit_sigma <= 0 or config.fit_bound <= 0:
-        raise MergeError("fit_l1 must be >= 0, fit_sigma and fit_bound > 0")
-
-
 def coefficient_space(adapters: list[Adapter], config: MergeConfig, unfitted: Adapter) -> CoefficientSpace:
     if config.fit_granularity == "input":
         start = np.array(check_weights(adapters, config.weights), dtype=float)
 
         def build(c):
-            return merge_with_report(adapters, dataclasses.replace(config, weights=[float(x) for x in c]))[0]
+            return merge_with_report(adapters, config.model_copy(update={"weights": [float(x) for x in c]}))[0]
 
         return CoefficientSpace(start, build, lambda c: [float(x) for x in c])
 
@@ -128,7 +115,6 @@ def fit_merge(adapters: list[Adapter], config: MergeConfig, model, tokenizer,
     fitted), per-input losses of the unfitted and the fitted merge, the objective per evaluation (the fit curve) and
     the best so far, evaluations spent and fit time. progress("merging", ...) then progress("fitting", i, budget,
     {"fit/objective", "fit/best"}) after each evaluation (the lora.progress protocol)."""
-    check_fit_config(config)
     if len(examples) != len(adapters):
         raise MergeError(f"fit needs one set of examples per input: got {len(examples)} for {len(adapters)} inputs")
     examples = [list(pairs)[: config.fit_examples] for pairs in examples]

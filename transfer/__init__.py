@@ -12,14 +12,16 @@ Two entry functions, one per phase:
 Modules: config (the two torch-free configs), prompts (generator and discriminator prompts), synthesis (draw and
 filter loop), discriminator (train it, score with it), calibration (held-out quality, the chance warning, the
 calibrated threshold), kit (source time), pipeline (transfer time), similarity (embeddings and MMD), errors
-(TransferError).
+(TransferError). Exports load on first use, so `transfer.config` stays torch-free for the hub.
 """
-from transfer.config import KitConfig, TransferConfig
-from transfer.errors import TransferError
-from transfer.kit import Kit, make_kit
-from transfer.pipeline import TransferResult, trans_lora
-from transfer.prompts import discriminator_prompt, generator_prompt
-from transfer.similarity import embed, mean_embedding_distance, mmd
+from lora.lazy import lazy_exports
 
-__all__ = ["Kit", "KitConfig", "TransferConfig", "TransferError", "TransferResult", "discriminator_prompt", "embed",
-           "generator_prompt", "make_kit", "mean_embedding_distance", "mmd", "trans_lora"]
+_EXPORTS = {
+    "KitConfig": "transfer.config", "TransferConfig": "transfer.config", "TransferError": "transfer.errors",
+    "Kit": "transfer.kit", "make_kit": "transfer.kit", "TransferResult": "transfer.pipeline",
+    "trans_lora": "transfer.pipeline", "discriminator_prompt": "transfer.prompts",
+    "generator_prompt": "transfer.prompts", "embed": "transfer.similarity",
+    "mean_embedding_distance": "transfer.similarity", "mmd": "transfer.similarity",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -129,7 +129,6 @@ def make_kit(source_adapter: Adapter, source_model, source_tokenizer, real_pairs
 def _make_kit(source_adapter, source_model, source_tokenizer, real_pairs, config, progress,
               source_base_name) -> Kit:
     config = config or KitConfig()
-    config.check()
     progress = progress or silent
     pairs = [(str(p), str(c)) for p, c in real_pairs]
     if len(pairs) < config.seeds:
@@ -198,7 +197,7 @@ def _make_kit(source_adapter, source_model, source_tokenizer, real_pairs, config
         "discriminator_bytes": len(weights),
         "seconds": seconds,
         "time_s": sum(seconds.values()),
-        "config": config.to_dict(),
+        "config": config.model_dump(),
     }
     return Kit(discriminator=discriminator, seeds=seeds, task_name=config.task_name, real_size=len(pairs),
                report=report)

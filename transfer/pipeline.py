@@ -143,7 +143,6 @@ def trans_lora(source_adapter: Adapter, source_model, source_tokenizer, target_m
 def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, target_tokenizer, kit, config,
                 progress, target_base_name, embedder) -> TransferResult:
     config = config or TransferConfig()
-    config.check()
     progress = progress or silent
     check_fits(source_adapter, source_model, "source")
     if config.data == "filtered":  # the ablations never run the discriminator, so they do not need a usable one
@@ -226,6 +225,6 @@ def _trans_lora(source_adapter, source_model, source_tokenizer, target_model, ta
         "seconds": seconds,
         "time_s": sum(seconds.values()),
         "synthetic": [{"prompt": p, "completion": c} for p, c in pairs],
-        "config": config.to_dict(),
+        "config": config.model_dump(),
     }
     return TransferResult(adapter=trained.adapter, report=report)

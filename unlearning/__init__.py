@@ -15,7 +15,7 @@
 A second request on result.state continues the sequence. PRIVACY: an O3 state's detectors hold encoder features of
 the forget sets (unlearning/detector.py); its files need the forget data's access rules.
 """
-from importlib import import_module
+from lora.lazy import lazy_exports
 
 # Lazy exports (PEP 562): `from unlearning.config import UnlearnConfig` must stay torch-free for the hub's params
 # check, and importing a submodule runs this file first, so the torch-using modules load on first use only.
@@ -38,10 +38,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'unlearning' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

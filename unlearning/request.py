@@ -126,7 +126,6 @@ def unlearn(task_adapter_or_state: Adapter | O3State, model, tokenizer, forget_p
     A later request keeps the unlearning LoRA it resumes (its rank, alpha and target modules win over the config's).
     """
     config = config or UnlearnConfig()
-    config.check()
     examples = [as_example(item, i) for i, item in enumerate(forget_pairs)]
     used_idx, rest_idx = split_forget(len(examples), config)
     if isinstance(task_adapter_or_state, O3State):
@@ -191,7 +190,7 @@ def unlearn(task_adapter_or_state: Adapter | O3State, model, tokenizer, forget_p
     # ---- 3. the new state and the one-adapter form
     t = len(earlier)
     summary = {"request": t, "n_forget": len(examples), "n_used": len(used_idx), "n_rest": len(rest_idx),
-               "config": config.to_dict(), "final_loss": trained.losses[-1], "final_orth_loss": orth_losses[-1],
+               "config": config.model_dump(), "final_loss": trained.losses[-1], "final_orth_loss": orth_losses[-1],
                "auroc": detector_report["auroc"], "m1": detector.m1, "m2": detector.m2, "s": detector.s,
                "gate": config.gate, "calibration": detector.calibration.to_dict()}
     state = O3State(task=task, unlearn=unlearn_adapter, a_history=[*earlier, a_now],

@@ -37,18 +37,29 @@ def test_weights_length_mismatch_is_refused():
         merge([random_adapter(s) for s in (1, 2, 3)], MergeConfig(method="linear", weights=[1.0, 1.0]))
 
 
-def test_unknown_method_and_bad_fields_are_refused():
-    two = [random_adapter(1), random_adapter(2)]
-    with pytest.raises(MergeError, match="unknown merge method 'average'"):
-        merge(two, MergeConfig(method="average"))
-    with pytest.raises(MergeError, match="density in \\(0, 1\\]"):
-        merge(two, MergeConfig(method="ties"))
-    with pytest.raises(MergeError, match="majority_sign_method"):
-        merge(two, MergeConfig(method="ties", density=0.5, majority_sign_method="mean"))
-    with pytest.raises(MergeError, match="unknown merge config field"):
-        MergeConfig.from_dict({"method": "lego", "k": 3})
+def test_unknown_method_and_bad_fields_are_refused_when_the_config_is_made():
+    """The config is the merge job's params too: what it refuses here, the API refuses at submit."""
+    with pytest.raises(ValueError, match="method"):
+        MergeConfig(method="average")
+    with pytest.raises(ValueError, match="density in \\(0, 1\\]"):
+        MergeConfig(method="ties")
+    with pytest.raises(ValueError, match="majority_sign_method"):
+        MergeConfig(method="ties", density=0.5, majority_sign_method="mean")
+    with pytest.raises(ValueError, match="k\n.*Extra inputs are not permitted"):
+        MergeConfig.model_validate({"method": "lego", "k": 3})
+    with pytest.raises(ValueError, match='"cluster" needs method "lego"'):
+        MergeConfig(method="linear", fit_granularity="cluster")
     with pytest.raises(MergeError, match="at least one adapter"):
         merge([], MergeConfig())
+
+
+def test_each_method_that_needs_a_param_declares_it_in_the_registry():
+    from merging.registry import METHODS
+
+    needing = {name for name, method in METHODS.items() if "density" in method.needs}
+    assert {"ties", "dare_linear", "dare_ties"} <= needing
+    for name in needing:
+        assert MergeConfig(method=name, density=0.5).method == name
 
 
 def test_a_refused_merge_leaves_its_inputs_unchanged():

@@ -103,7 +103,6 @@ def test_a_budget_of_one_returns_the_unfitted_merge(world):
 @pytest.mark.parametrize("examples, config, message", [
     ([[("a", "b")]], MergeConfig(method="linear"), "one set of examples per input"),
     ([[("a", "b")], []], MergeConfig(method="linear"), "empty"),
-    ([[("a", "b")]] * 2, MergeConfig(method="linear", fit_granularity="cluster"), "needs method \"lego\""),
     ([[("a", "b")]] * 2, MergeConfig(method="linear", weights=[1.0, 5.0]), "outside"),
 ])
 def test_fit_refuses_what_it_cannot_fit(world, examples, config, message):

@@ -2,7 +2,6 @@
 asked for, a report that adds up, and a folder form that loads back to the same kit."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -53,7 +52,7 @@ def test_kit_round_trips_through_a_folder(kit, tmp_path):
 @pytest.mark.parametrize("seeds", [5, 7])
 def test_seed_count_is_honoured_with_distinct_real_examples(source, source_adapter, real_pairs, seeds):
     model, tok = source
-    config = dataclasses.replace(KIT_CONFIG, seeds=seeds, steps=2)
+    config = KIT_CONFIG.replace(seeds=seeds, steps=2)
     kit = make_kit(source_adapter, model, tok, real_pairs, config)
     assert len(kit.seeds) == seeds == kit.report["seeds"]
     assert len(set(kit.seeds)) == seeds and set(kit.seeds) <= set(real_pairs)
@@ -89,7 +88,7 @@ def test_a_discriminator_at_chance_is_flagged_in_the_kit_report(source, source_a
     model, tok = source
     # one step at a tiny learning rate: the LoRA barely moves from the base, whose yes/no does not depend on the
     # input's origin
-    config = dataclasses.replace(KIT_CONFIG, steps=1, lr=1e-6)
+    config = KIT_CONFIG.replace(steps=1, lr=1e-6)
     kit = make_kit(source_adapter, model, tok, real_pairs, config)
     assert kit.warnings and kit.warnings[0].startswith("discriminator at chance on held-out data")
     assert kit.report["warnings"] == kit.warnings
@@ -101,7 +100,7 @@ def test_more_negatives_than_real_inputs_are_balanced_in_training(source, source
 
     assert balanced(["a", "b"], ["x", "y", "z", "w", "v"]) == (["a", "b", "a", "b", "a"], ["x", "y", "z", "w", "v"])
     model, tok = source
-    kit = make_kit(source_adapter, model, tok, real_pairs, dataclasses.replace(KIT_CONFIG, synthetic=48, steps=2))
+    kit = make_kit(source_adapter, model, tok, real_pairs, KIT_CONFIG.replace(synthetic=48, steps=2))
     assert kit.report["synthetic_size"] == 48 and kit.report["train_synthetic"] == 38  # 48 - round(0.2 x 48)
 
 
@@ -136,17 +135,17 @@ def test_kit_refuses_fewer_real_examples_than_seeds(source, source_adapter, real
 @pytest.mark.parametrize("field, value", [("seeds", 0), ("heldout_fraction", 1.0), ("temperature", 0),
                                           ("top_p", 1.5), ("target_modules", ()), ("task_name", " "),
                                           ("synthetic", -1)])
-def test_kit_config_check_names_the_bad_field(field, value):
+def test_kit_config_refuses_a_bad_field_by_name(field, value):
     with pytest.raises(ValueError, match=field):
-        dataclasses.replace(KitConfig(), **{field: value}).check()
+        KitConfig(**{field: value})
 
 
-def test_kit_config_from_dict_takes_json_and_refuses_unknown_fields():
-    config = KitConfig.from_dict({"seeds": 3, "target_modules": ["q_proj"]})
+def test_kit_config_takes_json_and_refuses_unknown_fields():
+    config = KitConfig.model_validate({"seeds": 3, "target_modules": ["q_proj"]})
     assert config == KitConfig(seeds=3, target_modules=("q_proj",))
-    assert KitConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ValueError, match="unknown KitConfig field"):
-        KitConfig.from_dict({"seed_count": 3})
+    assert KitConfig.model_validate(config.model_dump()) == config
+    with pytest.raises(ValueError, match="seed_count"):
+        KitConfig.model_validate({"seed_count": 3})
 
 
 def test_kit_files_round_trip_and_refuse_a_plain_adapter(kit):

@@ -64,7 +64,7 @@ def test_kept_inputs_pass_the_calibrated_threshold_or_rank_best_of_the_rest(resu
 
 def test_the_papers_fixed_rule_keeps_only_inputs_judged_more_yes_than_no(source, target, source_adapter, kit):
     model, tok = source
-    config = dataclasses.replace(TRANSFER_CONFIG, filter="fixed", max_attempts=400, give_up_after=400)
+    config = TRANSFER_CONFIG.replace(filter="fixed", max_attempts=400, give_up_after=400)
     report = run(source, target, source_adapter, kit, config).report
     inputs = [e["prompt"] for e in report["synthetic"]]
     assert (p_real(model, tok, kit.discriminator, inputs, kit.task_name) > 0.5).all()
@@ -83,7 +83,7 @@ def test_a_discriminator_that_rejects_everything_still_yields_the_set_by_rank(so
 
 def test_rank_filter_keeps_the_best_scored_candidates_of_its_pool(source, target, source_adapter, kit):
     model, tok = source
-    config = dataclasses.replace(TRANSFER_CONFIG, filter="rank", max_attempts=32)
+    config = TRANSFER_CONFIG.replace(filter="rank", max_attempts=32)
     report = run(source, target, source_adapter, kit, config).report
     assert report["kept_by_rank"] == 6 and report["threshold"] is None and report["candidates_drawn"] == 32
     assert report["kept_score_mean"] >= report["candidate_score_mean"]
@@ -93,7 +93,7 @@ def test_a_kit_without_held_out_scores_falls_back_to_the_papers_threshold_with_r
                                                                                          source_adapter, kit):
     report_without = {k: v for k, v in kit.report.items() if k != "heldout_real_scores"}
     old = dataclasses.replace(kit, report=report_without)
-    report = run(source, target, source_adapter, old, dataclasses.replace(TRANSFER_CONFIG, steps=1)).report
+    report = run(source, target, source_adapter, old, TRANSFER_CONFIG.replace(steps=1)).report
     assert report["filter"] == "calibrated" and report["threshold"] == 0.5
     assert "no held-out real scores" in report["threshold_source"] and report["train_size"] == 6
 
@@ -101,13 +101,13 @@ def test_a_kit_without_held_out_scores_falls_back_to_the_papers_threshold_with_r
 def test_the_report_says_whether_candidates_were_sampled_like_the_kits_negatives(result, source, target,
                                                                                  source_adapter, kit):
     assert result.report["sampling_matches_kit"] is False  # the test kit draws 24 tokens, the transfer 16
-    config = dataclasses.replace(TRANSFER_CONFIG, max_new_tokens=24, steps=1)
+    config = TRANSFER_CONFIG.replace(max_new_tokens=24, steps=1)
     assert run(source, target, source_adapter, kit, config).report["sampling_matches_kit"] is True
 
 
 def test_kit_warnings_are_carried_into_the_transfer_report(source, target, source_adapter, kit):
     warned = dataclasses.replace(kit, report={**kit.report, "warnings": ["discriminator at chance on held-out data"]})
-    report = run(source, target, source_adapter, warned, dataclasses.replace(TRANSFER_CONFIG, steps=1)).report
+    report = run(source, target, source_adapter, warned, TRANSFER_CONFIG.replace(steps=1)).report
     assert report["kit_warnings"] == ["discriminator at chance on held-out data"]
 
 
@@ -148,19 +148,19 @@ def test_same_inputs_twice_give_a_bit_identical_adapter_and_leave_the_callers_rn
     assert same_tensors(again.adapter, result.adapter)
     assert again.synthetic == result.synthetic
     assert torch.equal(torch.random.get_rng_state(), torch_state) and random.getstate() == py_state
-    other = run(source, target, source_adapter, kit, dataclasses.replace(TRANSFER_CONFIG, seed=1))
+    other = run(source, target, source_adapter, kit, TRANSFER_CONFIG.replace(seed=1))
     assert not same_tensors(other.adapter, result.adapter)
 
 
 def test_synthetic_size_defaults_to_the_real_set_size_in_the_kit(source, target, source_adapter, accepting_kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, synthetic_size=None, steps=1)
+    config = TRANSFER_CONFIG.replace(synthetic_size=None, steps=1)
     result = run(source, target, source_adapter, accepting_kit, config)
     assert result.report["synthetic_size_wanted"] == accepting_kit.real_size == 24
     assert result.report["train_size"] == 24
 
 
 def test_fixed_rule_attempts_cap_raises_naming_the_acceptance_rate(source, target, source_adapter, kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, filter="fixed", synthetic_size=40, max_attempts=24)
+    config = TRANSFER_CONFIG.replace(filter="fixed", synthetic_size=40, max_attempts=24)
     with pytest.raises(TransferError, match=r"max_attempts=24: \d+ of \d+ judged candidates accepted "
                                             r"\(acceptance rate \d+\.\d%") as caught:
         run(source, target, source_adapter, kit, config)
@@ -172,7 +172,7 @@ def test_fixed_rule_attempts_cap_raises_naming_the_acceptance_rate(source, targe
 
 def test_fixed_rule_with_a_discriminator_that_accepts_nothing_fails_fast(source, target, source_adapter,
                                                                          rejecting_kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, filter="fixed", give_up_after=16, candidate_batch_size=8)
+    config = TRANSFER_CONFIG.replace(filter="fixed", give_up_after=16, candidate_batch_size=8)
     seen = []
     with pytest.raises(TransferError, match="rejected all of the first 16 candidates") as caught:
         run(source, target, source_adapter, rejecting_kit, config,
@@ -190,7 +190,7 @@ def test_unfiltered_keeps_every_candidate_and_never_runs_the_discriminator(sourc
                                   r=8, lora_alpha=16)
     unusable = dataclasses.replace(kit, discriminator=broken)
     seen = []
-    config = dataclasses.replace(TRANSFER_CONFIG, data="unfiltered")
+    config = TRANSFER_CONFIG.replace(data="unfiltered")
     result = run(source, target, source_adapter, unusable, config,
                  progress=lambda stage, done, total, metrics=None: seen.append(stage))
     report = result.report
@@ -202,7 +202,7 @@ def test_unfiltered_keeps_every_candidate_and_never_runs_the_discriminator(sourc
 
 def test_seeds_only_trains_on_the_seeds_with_their_real_completions(source, target, source_adapter, kit):
     seen = []
-    config = dataclasses.replace(TRANSFER_CONFIG, data="seeds_only")
+    config = TRANSFER_CONFIG.replace(data="seeds_only")
     result = run(source, target, source_adapter, kit, config,
                  progress=lambda stage, done, total, metrics=None: seen.append(stage))
     assert set(seen) == {"distilling"}
@@ -244,7 +244,7 @@ def test_cancelling_in_any_stage_propagates_and_leaves_both_bases_unwrapped(sour
 
 def test_mmd_is_reported_for_filtered_and_unfiltered_inputs_with_an_injected_embedder(source, target,
                                                                                        source_adapter, kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, measure_mmd=True)
+    config = TRANSFER_CONFIG.replace(measure_mmd=True)
     report = run(source, target, source_adapter, kit, config, embedder=char_histogram).report
     assert report["mmd_filtered_to_seeds"] > 0 and report["mmd_unfiltered_to_seeds"] > 0
     assert report["mmd_filtered_to_seeds"] != report["mmd_unfiltered_to_seeds"]
@@ -262,20 +262,20 @@ def test_transfer_refuses_a_source_adapter_on_the_wrong_base(source, target, sou
                                           ("measure_mmd", "yes"), ("filter", "loose"),
                                           ("calibration_quantile", 1.0), ("synthetic_multiple", 0), ("seeds", 0),
                                           ("label_temperature", -1)])
-def test_transfer_config_check_names_the_bad_field(field, value):
+def test_transfer_config_refuses_a_bad_field_by_name(field, value):
     with pytest.raises(ValueError, match=field):
-        dataclasses.replace(TransferConfig(), **{field: value}).check()
+        TransferConfig(**{field: value})
 
 
 def test_transfer_config_round_trips_through_json():
     import json
 
     config = TransferConfig(data="unfiltered", label_stop=("\n", "###"))
-    assert TransferConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert TransferConfig.model_validate(json.loads(config.model_dump_json())) == config
 
 
 def test_default_mmd_uses_the_installed_minilm_encoder(source, target, source_adapter, kit):
-    config = dataclasses.replace(TRANSFER_CONFIG, measure_mmd=True)
+    config = TRANSFER_CONFIG.replace(measure_mmd=True)
     report = run(source, target, source_adapter, kit, config).report
     assert "all-MiniLM-L6-v2" in report["mmd_kind"]
     assert 0 < report["mmd_filtered_to_seeds"] <= 2 and 0 < report["mmd_unfiltered_to_seeds"] <= 2

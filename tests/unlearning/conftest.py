@@ -3,7 +3,6 @@
 so a full request takes a second or two on a quiet CPU."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -66,5 +65,5 @@ def second(base, first, forget_sets):
 @pytest.fixture(scope="session")
 def second_without_orth(base, first, forget_sets):
     model, tok = base
-    return unlearn(first[0].state, model, tok, forget_sets[1], dataclasses.replace(FAST, lambda_orth=0.0),
+    return unlearn(first[0].state, model, tok, forget_sets[1], FAST.replace(lambda_orth=0.0),
                    base_name=BASE)

@@ -3,7 +3,6 @@ exactly 0 (so exactly the adapter it had before the request, to the bit), and th
 calibration and the gate's distribution next to AUROC."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -95,7 +94,7 @@ def test_calibration_survives_the_files_and_old_states_read_as_the_paper_gate(fi
 
 def test_a_paper_gate_request_keeps_the_floor_and_still_reports_the_calibration(base, task_adapter, forget_sets):
     model, tok = base
-    config = dataclasses.replace(FAST, gate="paper", builtin_reference=False)
+    config = FAST.replace(gate="paper", builtin_reference=False)
     result = unlearn(task_adapter, model, tok, forget_sets[0], config, base_name=BASE,
                      reference_inputs=RETAINED[:4])
     assert result.state.detectors[0].gate == "paper"
@@ -108,5 +107,5 @@ def test_a_paper_gate_request_keeps_the_floor_and_still_reports_the_calibration(
 def test_calibrated_gate_without_any_reference_is_refused(base, task_adapter, forget_sets):
     model, tok = base
     with pytest.raises(ValueError, match="reference"):
-        unlearn(task_adapter, model, tok, forget_sets[0], dataclasses.replace(FAST, builtin_reference=False),
+        unlearn(task_adapter, model, tok, forget_sets[0], FAST.replace(builtin_reference=False),
                 base_name=BASE)

@@ -2,7 +2,6 @@
 the detector, determinism and the input checks of `unlearn`."""
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
@@ -98,13 +97,13 @@ def test_forget_set_below_the_minimum_is_refused_naming_the_minimum(base, task_a
     with pytest.raises(ValueError, match="min_forget_examples=10"):
         unlearn(task_adapter, model, tok, forget_sets[0][:9], FAST)
     with pytest.raises(ValueError, match="min_forget_examples=20"):
-        unlearn(task_adapter, model, tok, forget_sets[0], dataclasses.replace(FAST, min_forget_examples=20))
+        unlearn(task_adapter, model, tok, forget_sets[0], FAST.replace(min_forget_examples=20))
 
 
 def test_unknown_relabel_mode_is_refused_before_any_training(base, task_adapter, forget_sets):
     model, tok = base
     calls = []
     with pytest.raises(ValueError, match="relabel"):
-        unlearn(task_adapter, model, tok, forget_sets[0], dataclasses.replace(FAST, relabel="shuffle"),
+        unlearn(task_adapter, model, tok, forget_sets[0], FAST.replace(relabel="shuffle"),
                 progress=lambda *a: calls.append(a))
     assert calls == []

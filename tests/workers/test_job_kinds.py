@@ -1,14 +1,14 @@
-"""The job-kind spec is the one source: every kind has a worker module, its params mirror its method's config, and
-every registry object any kind names is authorised at submit — tests generated from hub.job_kinds.KINDS, so a new
+"""The job-kind spec is the one source: every kind has a worker module, its params are its method's config (so the
+API accepts exactly the range the worker takes), and every registry object any kind names is authorised at submit — tests generated from hub.job_kinds.KINDS, so a new
 kind is covered the moment its spec line exists (and fails here until it has an example job below)."""
 from __future__ import annotations
 
-import dataclasses
 import importlib
 
 import pytest
 
 from hub.job_kinds import KINDS, ref_fields, references, validate_job
+from hub.job_params import JobParamsError
 from tests.api.conftest import TINY_BASE, make_adapter_dir, upload
 
 # One valid job per kind, naming every reference field its params have (checked below). "pub" objects are public.
@@ -19,7 +19,7 @@ EXAMPLES = {
     "noop": ([], {}),
     "transfer_kit": (["pub/a@1"], {"dataset": "pub/data@1", "seeds": 2}),
     "transfer": (["pub/a@1"], {"target_base": TINY_BASE, "kit": "pub/kit@1", "evaluate": "pub/data@1"}),
-    "unlearn": (["pub/a@1"], {"forget": "pub/data@1", "reference": "pub/data@1", "min_forget_examples": 2}),
+    "unlearn": (["pub/a@1"], {"forget": "pub/data@1", "reference": "pub/data@1", "min_forget_examples": 4}),
     "infer": (["pub/a@1"], {"prompts": ["1+1="]}),
     "train_generator": (["pub/t1@1", "pub/t2@1"], {"condition": "text", "descriptions": ["one", "two"]}),
     "generate": (["pub/gen@1"], {"examples": "pub/data@1"}),
@@ -41,19 +41,64 @@ def test_every_kind_has_a_worker_module_and_an_example_naming_all_its_references
         assert object_fields <= named, f"{kind}: example leaves out {object_fields - named}"
 
 
-@pytest.mark.parametrize("kind", [k for k, s in KINDS.items() if s.config])
-def test_params_mirror_the_method_config_field_by_field_with_the_same_defaults(kind):
-    """Drift between the API's params model and the method's config dataclass fails here."""
-    spec = KINDS[kind]
-    module, _, name = spec.config.partition(":")
-    config = getattr(importlib.import_module(module), name)
-    params = spec.params.model_fields
-    for field in dataclasses.fields(config):
-        assert field.name in params, f"{kind}: config field {field.name!r} cannot be set through the API"
-        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
-        api_default = params[field.name].get_default(call_default_factory=True)
-        norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731 - JSON has lists, configs tuples
-        assert norm(api_default) == norm(default), f"{kind}.{field.name}: API default {api_default!r} != {default!r}"
+LIMITS = ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minLength", "maxLength", "minItems",
+          "maxItems", "enum", "default", "description")
+METHOD_KINDS = [k for k, s in KINDS.items() if s.method_config is not None]
+
+
+def _numeric(schema: dict) -> dict:
+    """The bounds of a number field, looking inside Optional (anyOf [number, null])."""
+    for option in [schema, *schema.get("anyOf", [])]:
+        if option.get("type") in ("integer", "number"):
+            return option
+    return {}
+
+
+def test_every_method_kind_extends_its_method_config():
+    assert {"train", "merge", "transfer_kit", "transfer", "unlearn", "train_generator", "generate"} <= set(METHOD_KINDS)
+    for kind in METHOD_KINDS:
+        assert issubclass(KINDS[kind].params, KINDS[kind].method_config)
+
+
+@pytest.mark.parametrize("kind", METHOD_KINDS)
+def test_the_api_accepts_exactly_the_range_the_method_config_takes(kind):
+    """For every numeric field of the method's config, the value at each bound and the value just past it get the
+    same answer from the API (validate_job) and from the config the worker builds: the min_forget_examples bug (the
+    API took 2, the worker refused below 4) cannot come back, whatever kind or field."""
+    spec, config = KINDS[kind], KINDS[kind].method_config
+    inputs, example = EXAMPLES[kind]
+    api_schema = spec.params.model_json_schema()["properties"]
+    for name, field in config.model_json_schema()["properties"].items():
+        assert {k: api_schema[name].get(k) for k in LIMITS} == {k: field.get(k) for k in LIMITS}, f"{kind}.{name}"
+        bounds = _numeric(field)
+        step = 1 if bounds.get("type") == "integer" else 1e-9
+        probes = [bounds[k] + d for k, d in (("minimum", 0), ("minimum", -step), ("exclusiveMinimum", step),
+                                             ("exclusiveMinimum", 0), ("maximum", 0), ("maximum", step),
+                                             ("exclusiveMaximum", -step), ("exclusiveMaximum", 0)) if k in bounds]
+        for value in probes:
+            value = int(value) if bounds["type"] == "integer" else float(value)
+            params = {**example, name: value}
+            try:
+                config.model_validate({k: v for k, v in params.items() if k in config.model_fields})
+                worker_takes = True
+            except ValueError:
+                worker_takes = False
+            try:
+                validate_job(kind, inputs, params, _output(kind))
+                api_takes = True
+            except JobParamsError:
+                api_takes = False
+            assert api_takes == worker_takes, f"{kind}.{name}={value}: API {api_takes}, worker {worker_takes}"
+
+
+def test_min_forget_examples_below_the_workers_minimum_is_refused_at_submit():
+    from unlearning.config import UnlearnConfig
+
+    inputs, params = EXAMPLES["unlearn"]
+    with pytest.raises(ValueError):
+        UnlearnConfig(min_forget_examples=3)
+    with pytest.raises(JobParamsError, match="params.min_forget_examples"):
+        validate_job("unlearn", inputs, {**params, "min_forget_examples": 3}, _output("unlearn"))
 
 
 def test_ties_without_density_is_refused_at_validation():
@@ -88,7 +133,7 @@ def private_world(tmp_path_factory, tiny_base):
         for ns in ("pub", "secret"):
             for name in ("a", "b"):
                 assert upload(c, ns, name, adapter_dir).status_code == 201
-            rows = b"".join(b'{"prompt": "%d+1=", "completion": "%d"}\n' % (i, i + 1) for i in range(3))
+            rows = b"".join(b'{"prompt": "%d+1=", "completion": "%d"}\n' % (i, i + 1) for i in range(4))
             r = c.post(f"/api/v1/datasets/{ns}/data/versions", files={"data.jsonl": ("data.jsonl", rows)})
             assert r.status_code == 201, r.text
     _add_kits(live)

@@ -9,7 +9,7 @@ no hub at all.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from lora import Adapter
@@ -93,14 +93,9 @@ def eval_examples(ctx: JobContext, source: str, split: str | None = None) -> tup
 
 
 def config_from(config_class, params: dict):
-    """The method's config dataclass from the job's params: the fields both share (the params model mirrors the
-    config, a test keeps them in step), lists turned into the tuples the configs use."""
-    values = {}
-    for f in fields(config_class):
-        if f.name in params:
-            value = params[f.name]
-            values[f.name] = tuple(value) if isinstance(value, list) and "tuple" in str(f.type) else value
-    return config_class(**values)
+    """The method's config from the job's params (the kind's params model extends that config, so its fields are
+    there, validated at submit; the registry references the params add are left out)."""
+    return config_class(**{name: params[name] for name in config_class.model_fields if name in params})
 
 
 def method_progress(ctx: JobContext, start: float = 0.0, end: float = 1.0,
