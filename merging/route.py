@@ -37,7 +37,7 @@ import torch
 from safetensors.torch import load, save
 
 from lora import Adapter
-from lora.encoder import sentence_features
+from lora.encoder import load_encoder, sentence_features
 from lora.gating import GateCalibration, Router, fit_router, routing_summary
 from merging.config import MergeConfig
 from merging.errors import MergeError
@@ -73,6 +73,11 @@ class RoutedMerge:
         if self.kind == "examples":
             return (sentence_features(prompts).double() @ self.prototypes["sentence"].double().T).numpy()
         return arrow_scores(model, tokenizer, prompts, self.prototypes)
+
+    def warm(self) -> None:
+        """Load what scoring needs once per process (the sentence encoder), so a request's routing time is its own."""
+        if self.kind == "examples":
+            load_encoder()
 
     def weights(self, model, tokenizer, prompts: list[str]) -> np.ndarray:
         """(n, experts) routing weights: one-hot where the router is sure, else the soft mix (lora.gating.Router)."""

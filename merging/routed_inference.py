@@ -71,7 +71,8 @@ def routed_generate(model, tokenizer, routed: RoutedMerge, prompts: list[str], m
                     temperature: float = 0.0, seed: int = 0, stop=("\n",), top_p: float = 1.0,
                     batch_size: int = BATCH) -> tuple[list[str], np.ndarray, dict]:
     """(completions, routing weights (n, experts), {"routing_s", "generate_s"}): the router's time is what routing
-    adds to a request; the experts' extra deltas are in generate_s."""
+    adds to a request (the encoder's one-time load left out); the experts' extra deltas are in generate_s."""
+    routed.warm()
     start = time.perf_counter()
     weights = routed.weights(model, tokenizer, prompts)
     routing_s = time.perf_counter() - start

@@ -3,7 +3,9 @@
 Jobs: one converged LoRA per task (the singles), each single and the base alone scored on every task, then every
 merge of the scale's list (static methods, fitted coefficients, the routed merge once the hub offers it) of all
 singles, scored on every task. Goals: fitted static merge >= 70 % of the singles' mean accuracy (each single on its
-own task) and above 0 on every task; routed merge >= 95 % of the singles' mean.
+own task) and above 0 on every task; routed merge >= 95 % of the singles' mean. A routed merge (method route) also
+reports per task its router's top-1 accuracy (the share of the task's test items routed to that task's own single)
+and the routing latency: the router's time per item and its share of the evaluate call (goal: < 10 %).
 """
 from __future__ import annotations
 
@@ -26,6 +28,15 @@ GOALS = [
 ]
 
 
+def routing_numbers(result: dict, own: int) -> dict:
+    """What a routed merge's evaluate says about its router on one task whose own expert is input `own`."""
+    top = result["route_top"]
+    n = max(len(top), 1)
+    return {"router top-1 accuracy": sum(k == own for k in top) / n,
+            "routing ms per item": round(1000 * result["routing_s"] / n, 2),
+            "routing share of the evaluate call": result["routing_share"]}
+
+
 def run(r: Run, tasks) -> None:
     s, cfg = r.scale, r.scale.merge
     base = s.base
@@ -37,18 +48,26 @@ def run(r: Run, tasks) -> None:
     rows = []
 
     def row(system: str, version: str | None, base_alone: bool = False, **extra) -> None:
-        accs = {}
-        for t in tasks:
-            c = None
+        accs, routing = {}, {}
+        for i, t in enumerate(tasks):
+            result = None
             if version or base_alone:
-                c = r.correct(t, "test", version=version, base=base if base_alone else None,
-                              label=f"{system} on {t.name}")
+                result = r.score(t, "test", version=version, base=base if base_alone else None,
+                                 label=f"{system} on {t.name}")
+            c = result["correct"] if result else None
             if c is not None:
                 scores[t.name][system] = c
             accs[t.name] = accuracy(c) if c else None
+            if result and "route_top" in result:  # a routed merge: input i is task i's single
+                routing[t.name] = routing_numbers(result, i)
         present = [a["value"] for a in accs.values() if a]
         rows.append({"system": system, "scores": accs, **extra,
                      "mean": sum(present) / len(present) if len(present) == len(tasks) else None})
+        if routing:
+            r.report.details(f"{system}: routing (router top-1 accuracy, latency)", routing)
+            worst = max(v["routing share of the evaluate call"] for v in routing.values())
+            r.report.note(f"{system}: routing takes at most {100 * worst:.1f} % of an evaluate call over the tasks "
+                          f"(goal < 10 %: {'met' if worst < 0.1 else 'not met'})")
 
     row("base alone", None, base_alone=True)
     for t in tasks:

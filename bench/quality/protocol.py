@@ -57,8 +57,9 @@ class Run:
 
     def score(self, task: Task, split: str = "test", version: str | None = None, base: str | None = None,
               gate: str | None = None, limit: int | None = None, label: str = "") -> dict | None:
-        """{"correct": [0/1 per item], "gate_weights": [...] (O3 versions, gated)} of one evaluate job on the
-        task's split: a version, or a base alone. None when the job failed (the report then says what is missing)."""
+        """{"correct": [0/1 per item], "gate_weights": [...] (O3 versions, gated), "route_top": [expert per item],
+        "routing_s", "routing_share" (routed merges)} of one evaluate job on the task's split: a version, or a base
+        alone. None when the job failed (the report then says what is missing)."""
         params = {"dataset": self.split(task, split)}
         if base is not None:
             params["base"] = base
@@ -77,6 +78,8 @@ class Run:
                 out["correct"] = [int(c) for c in value]
             elif key.endswith("/gate_weights"):
                 out["gate_weights"] = value
+            elif key.split("/")[-1] in ("route_top", "routing_s", "routing_share"):  # a routed merge
+                out[key.split("/")[-1]] = value
             elif key.endswith("/items_per_s") and job.get("wall_s"):
                 self._eval_rates.append(value)
         if "correct" not in out:

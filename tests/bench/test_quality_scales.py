@@ -29,8 +29,6 @@ def test_every_configured_job_is_valid_for_the_hub(scale):
     s = SCALES[scale]
     assert s.n_test >= 200 or scale == "smoke"  # the deciding scales score >= 200 items per task
     for kind, inputs, params in bodies(s):
-        if kind == "merge" and params.get("method") == "route":
-            continue  # issue 23's routed merge: the protocol reports it as not run until the hub offers it
         validate_job(kind, inputs, params, None if kind == "evaluate" else OUT)
 
 
