@@ -17,6 +17,8 @@ from rich.progress import BarColumn, Progress
 from rich.table import Table
 
 from hub.cli_common import JSON, SHORT_ID, client, console, err, fail, get_or_fail, print_json, split_ref
+from hub.cli_params import (PARAM, WAIT, collect, field_of, kinds_table, option, params_table, parse_params,
+                            parse_value)
 from hub.client import ClientError, HubClient
 
 jobs_app = typer.Typer(help="Jobs: submit, kinds, ls, show, wait, logs, cancel, retry.", no_args_is_help=True)
@@ -31,32 +33,6 @@ def command(name: str | None = None):
 
 
 # ------------------------------------------------------------------ jobs
-
-def _parse_params(pairs: list[str], schema: dict) -> dict:
-    """--param k=v pairs, typed by the kind's JSON schema: numbers, booleans and JSON where the field wants them,
-    comma-separated lists for array fields, plain text otherwise."""
-    properties = schema.get("properties", {})
-    params = {}
-    for pair in pairs:
-        key, eq, raw = pair.partition("=")
-        if not eq or not key:
-            fail(f"--param {pair!r} is not key=value")
-        if key not in properties:
-            fail(f"unknown parameter {key!r}; this kind takes: {', '.join(sorted(properties))}")
-        field = properties[key]
-        types = {t.get("type") for t in field.get("anyOf", [field])}
-        if types & {"string"} and not types & {"array", "integer", "number", "boolean"}:
-            params[key] = raw
-            continue
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = [item.strip() for item in raw.split(",")] if "array" in types else raw
-        if "array" in types and not isinstance(value, list):
-            value = [value]
-        params[key] = value
-    return params
-
 
 def _kind(c: HubClient, kind: str) -> dict:
     kinds = {k["name"]: k for k in c.get("/api/v1/job-kinds")["items"]}
@@ -145,58 +121,54 @@ def _report(job: dict) -> None:
 
 @jobs_app.command("submit")
 def jobs_submit(kind: str, inputs: list[str] = typer.Argument(None, help="Input versions ns/name[@ref]."),
-                param: list[str] = typer.Option([], "--param", "-p", help="key=value, repeatable."),
+                param: list[str] = PARAM,
                 into: str = typer.Option(None, help="Output namespace/name, for kinds that publish a version."),
-                wait: bool = typer.Option(False, help="Follow the job with a progress bar until it ends.")):
-    """Submit a job of any kind (see `adaptarium jobs kinds`); params are typed by the kind's schema."""
+                wait: bool = WAIT):
+    """Submit a job of any kind (see `adaptarium jobs kinds KIND`); params are typed by the kind's schema."""
     with client() as c:
         try:
             schema = _kind(c, kind)["params_schema"]
         except ClientError as exc:
             fail(exc.detail)
-    _submit(kind, list(inputs or []), _parse_params(param, schema), into, wait)
+    _submit(kind, list(inputs or []), parse_params(param, schema), into, wait)
 
 
 @jobs_app.command("kinds")
-def jobs_kinds(as_json: bool = JSON):
-    """The job kinds this hub runs, with their inputs, output and parameters."""
+def jobs_kinds(kind: str = typer.Argument(None, help="One kind: its parameters with types, defaults and meaning."),
+               as_json: bool = JSON):
+    """The job kinds this hub runs (inputs, output, essential params), or one kind's parameters."""
     items = get_or_fail("/api/v1/job-kinds")["items"]
+    if kind is not None:
+        found = [k for k in items if k["name"] == kind]
+        if not found:
+            fail(f"unknown job kind {kind!r}; one of {', '.join(k['name'] for k in items)}")
+        return print_json(found[0]) if as_json else console.print(params_table(found[0]))
     if as_json:
         return print_json({"items": items})
-    table = Table("kind", "inputs", "output", "queue", "params")
-    for k in items:
-        low, high = k["inputs"]["min"], k["inputs"]["max"]
-        table.add_row(k["name"], str(low) if low == high else f"{low}-{high}", k["output"], k["queue"],
-                      ", ".join(k["params_schema"].get("properties", {})))
-    console.print(table)
+    console.print(kinds_table(items))
 
+
+# One command per method. Each option is a field of its kind's declaration (hub.job_kinds): its help and default
+# come from there, an unset option leaves the declared default to the hub, -p sets any other field, and a field set
+# both ways is refused. Options the declaration does not name (--into, --to, --base) say what they stand for.
 
 @command()
-def train(task: str = typer.Option(None, help="builtin:<task>?n=256&seed=0"),
-          dataset: str = typer.Option(None, help="A dataset version ns/name[@ref]."),
+def train(task: str = option("train", "task"), dataset: str = option("train", "dataset"),
           base: str = typer.Option(..., help="The base model to train on."),
           into: str = typer.Option(..., help="Output adapter namespace/name."),
-          steps: int = typer.Option(100), rank: int = typer.Option(8), lr: float = typer.Option(2e-4),
-          param: list[str] = typer.Option([], "--param", "-p", help="Any other train parameter, key=value."),
-          wait: bool = typer.Option(True)):
+          steps: int = option("train", "steps"), rank: int = option("train", "rank"),
+          lr: float = option("train", "lr"), param: list[str] = PARAM, wait: bool = WAIT):
     """Fine-tune a LoRA on a built-in task or a registry dataset, as a job."""
-    params = {"base": base, "steps": steps, "rank": rank, "lr": lr,
-              **({"task": task} if task else {}), **({"dataset": dataset} if dataset else {})}
-    with client() as c:
-        try:
-            params.update(_parse_params(param, _kind(c, "train")["params_schema"]))
-        except ClientError as exc:
-            fail(exc.detail)
+    params = collect("train", {"base": base, "task": task, "dataset": dataset, "steps": steps, "rank": rank,
+                               "lr": lr}, param)
     _submit("train", [], params, into, wait)
 
 
 @command()
-def evaluate(version: str, task: str = typer.Option(None, help="builtin:<task>?n=256&seed=0"),
-             dataset: str = typer.Option(None, help="A dataset version ns/name[@ref]."),
-             limit: int = typer.Option(None), wait: bool = typer.Option(True)):
+def evaluate(version: str, task: str = option("evaluate", "task"), dataset: str = option("evaluate", "dataset"),
+             limit: int = option("evaluate", "limit"), param: list[str] = PARAM, wait: bool = WAIT):
     """Score a version (exact match) on a task's test split or a dataset; the scores go into its metrics."""
-    params = {**({"task": task} if task else {}), **({"dataset": dataset} if dataset else {}),
-              **({"limit": limit} if limit else {})}
+    params = collect("evaluate", {"task": task, "dataset": dataset, "limit": limit}, param)
     _submit("evaluate", [version], params, None, wait)
 
 
@@ -204,93 +176,69 @@ def evaluate(version: str, task: str = typer.Option(None, help="builtin:<task>?n
 def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns/name[@ref] (or bare names in the "
                                                       "namespace of --into)."),
           into: str = typer.Option(..., help="Output adapter namespace/name."),
-          method: str = typer.Option("lego", help="lego, linear, cat, svd, ties, dare_linear, dare_ties, or route "
-                                      "(keep every input as an expert behind a router)."),
-          rank: int = typer.Option(None), density: float = typer.Option(None),
-          weights: str = typer.Option(None, help="Comma-separated, one per input."),
+          method: str = option("merge", "method"), rank: int = option("merge", "rank"),
+          density: float = option("merge", "density"),
+          weights: str = option("merge", "weights", help="Comma-separated, one per input."),
           fit: list[str] = typer.Option(None, "--fit", help="Fit the merge's coefficients on a few examples per "
                                         "input (route: the router's examples): a dataset ns/name[@ref] or "
                                         "builtin:<task>?n=16, once per input, in the inputs' order."),
-          fit_budget: int = typer.Option(None, help="Loss evaluations the fit may spend (default 40)."),
-          router: str = typer.Option(None, help="route: 'examples' (default; needs --fit) or 'arrow' (from the "
-                                     "adapters alone)."),
-          wait: bool = typer.Option(True)):
+          fit_budget: int = option("merge", "fit_budget"), router: str = option("merge", "router"),
+          param: list[str] = PARAM, wait: bool = WAIT):
     """Merge adapters with LoRA-LEGO or a standard method, as a job; with --fit, its coefficients are fitted on
     examples of each input's task (LoraHub-style) and reported in the version's metrics. --method route keeps the
     inputs as experts and routes every request to its own (infer and evaluate show the routing weights)."""
-    params = {"method": method}
-    if router is not None:
-        params["router"] = router
-    if rank is not None:
-        params["rank"] = rank
-    if density is not None:
-        params["density"] = density
-    if weights:
-        params["weights"] = [float(w) for w in weights.split(",")]
-    if fit:
-        params["fit"] = list(fit)
-    if fit_budget is not None:
-        params["fit_budget"] = fit_budget
+    weights = parse_value("weights", weights, field_of("merge", "weights")) if weights is not None else None
+    params = collect("merge", {"method": method, "router": router, "rank": rank, "density": density,
+                               "weights": weights, "fit": list(fit) if fit else None, "fit_budget": fit_budget},
+                     param)
     _submit("merge", inputs, params, into, wait)
 
 
-def _with_params(kind: str, params: dict, extra: list[str]) -> dict:
-    """The command's own options plus any other parameter of the kind given as --param key=value."""
-    if extra:
-        with client() as c:
-            try:
-                params.update(_parse_params(extra, _kind(c, kind)["params_schema"]))
-            except ClientError as exc:
-                fail(exc.detail)
-    return {k: v for k, v in params.items() if v is not None}
-
-
-PARAM = typer.Option([], "--param", "-p", help="Any other parameter of the kind, key=value (repeatable).")
-
-
 @command(name="transfer-kit")
-def transfer_kit(version: str, task: str = typer.Option(None, help="builtin:<task>?n=...: the real data"),
-                 dataset: str = typer.Option(None, help="A dataset version with the real data."),
+def transfer_kit(version: str, task: str = option("transfer_kit", "task", help="builtin:<task>?n=...: the real data"),
+                 dataset: str = option("transfer_kit", "dataset", help="A dataset version with the real data."),
                  into: str = typer.Option(..., help="Kit name namespace/name (adapter + seed dataset)."),
-                 seeds: int = typer.Option(5), param: list[str] = PARAM, wait: bool = typer.Option(True)):
+                 seeds: int = option("transfer_kit", "seeds"), param: list[str] = PARAM, wait: bool = WAIT):
     """Make a Trans-LoRA kit for an adapter version while its data exists (discriminator + seeds)."""
-    _submit("transfer_kit", [version], _with_params("transfer_kit", {"task": task, "dataset": dataset,
-                                                                     "seeds": seeds}, param), into, wait)
+    params = collect("transfer_kit", {"task": task, "dataset": dataset, "seeds": seeds}, param)
+    _submit("transfer_kit", [version], params, into, wait)
 
 
 @command()
 def transfer(version: str, to: str = typer.Option(..., "--to", help="The target base."),
              into: str = typer.Option(..., help="Output adapter namespace/name."),
-             kit: str = typer.Option(None, help="Kit version (default: found through the source's lineage)."),
-             evaluate: str = typer.Option(None, help="builtin:<task> or a dataset to score the result on."),
-             param: list[str] = PARAM, wait: bool = typer.Option(True)):
+             kit: str = option("transfer", "kit"), evaluate: str = option("transfer", "evaluate"),
+             param: list[str] = PARAM, wait: bool = WAIT):
     """Move an adapter to another base with Trans-LoRA (synthetic data filtered by its kit, distilled)."""
-    _submit("transfer", [version], _with_params("transfer", {"target_base": to, "kit": kit, "evaluate": evaluate},
-                                                param), into, wait)
+    params = collect("transfer", {"target_base": to, "kit": kit, "evaluate": evaluate}, param,
+                     flags={"target_base": "--to"})
+    _submit("transfer", [version], params, into, wait)
 
 
 @command()
 def unlearn(version: str, forget: str = typer.Option(..., help="Dataset version or builtin:<task> to forget."),
             into: str = typer.Option(None, help="Output namespace/name (default: the input's, as its next version)."),
-            relabel: str = typer.Option("refusal", help="refusal or wrong_option"),
-            param: list[str] = PARAM, wait: bool = typer.Option(True)):
+            relabel: str = option("unlearn", "relabel"), param: list[str] = PARAM, wait: bool = WAIT):
     """O3 unlearning: the next version forgets a set (orthogonal LoRA + OOD-gated soft load)."""
     namespace, name, _ = split_ref(version)
-    _submit("unlearn", [version], _with_params("unlearn", {"forget": forget, "relabel": relabel}, param),
-            into or f"{namespace}/{name}", wait)
+    params = collect("unlearn", {"forget": forget, "relabel": relabel}, param)
+    _submit("unlearn", [version], params, into or f"{namespace}/{name}", wait)
 
 
 @command()
 def infer(target: str = typer.Argument(..., help="A version ns/name[@ref], or a base name with --base."),
           prompts: list[str] = typer.Argument(..., help="One or more prompts."),
           base: bool = typer.Option(False, "--base", help="TARGET is a base model: no adapter."),
-          max_new_tokens: int = typer.Option(64), temperature: float = typer.Option(0.0),
-          gate: str = typer.Option("auto", help="auto (O3 gate) or off (plain PEFT files)")):
+          max_new_tokens: int = option("infer", "max_new_tokens"),
+          temperature: float = option("infer", "temperature"), gate: str = option("infer", "gate"),
+          param: list[str] = PARAM, wait: bool = WAIT):
     """Completions from a version (gated for O3 versions) or a base; prints each with its gate weight."""
-    params = {"prompts": prompts, "max_new_tokens": max_new_tokens, "temperature": temperature, "gate": gate}
+    params = collect("infer", {"prompts": prompts, "max_new_tokens": max_new_tokens, "temperature": temperature,
+                               "gate": gate, "base": target if base else None}, param)
     inputs = [] if base else [target]
-    if base:
-        params["base"] = target
+    if not wait:
+        _submit("infer", inputs, params, None, False)
+        return
     with client() as c:
         try:
             job = c.post("/api/v1/jobs?wait=60", {"kind": "infer", "inputs": inputs, "params": params})
@@ -310,23 +258,24 @@ def infer(target: str = typer.Argument(..., help="A version ns/name[@ref], or a 
 def train_generator_cmd(inputs: list[str] = typer.Argument(..., help="The family's adapter versions (trained with "
                                                                      "checkpoint_every)."),
                         into: str = typer.Option(..., help="Generator namespace/name."),
-                        condition: str = typer.Option("hidden_state", help="hidden_state or text"),
+                        condition: str = option("train_generator", "condition"),
                         description: list[str] = typer.Option([], help="One per input, for --condition text."),
-                        param: list[str] = PARAM, wait: bool = typer.Option(True)):
+                        param: list[str] = PARAM, wait: bool = WAIT):
     """ICM-LoRA: train a generator (CVAE) on a family of adapters' training trajectories."""
-    params = {"condition": condition, "descriptions": list(description) or None}
-    _submit("train_generator", inputs, _with_params("train_generator", params, param), into, wait)
+    params = collect("train_generator", {"condition": condition, "descriptions": list(description) or None}, param,
+                     flags={"descriptions": "--description"})
+    _submit("train_generator", inputs, params, into, wait)
 
 
 @command(name="generate")
 def generate_cmd(generator: str, into: str = typer.Option(..., help="Output adapter namespace/name."),
-                 examples: str = typer.Option(None, help="Dataset version or builtin:<task> of the new task."),
-                 description: str = typer.Option(None, help="The new task in words (text generators)."),
-                 samples: int = typer.Option(1), select: str = typer.Option("none", help="none or likelihood"),
-                 param: list[str] = PARAM, wait: bool = typer.Option(True)):
+                 examples: str = option("generate", "examples"), description: str = option("generate", "description"),
+                 samples: int = option("generate", "samples"), select: str = option("generate", "select"),
+                 param: list[str] = PARAM, wait: bool = WAIT):
     """ICM-LoRA: generate an adapter for a new task from a generator version."""
-    params = {"examples": examples, "description": description, "samples": samples, "select": select}
-    _submit("generate", [generator], _with_params("generate", params, param), into, wait)
+    params = collect("generate", {"examples": examples, "description": description, "samples": samples,
+                                  "select": select}, param)
+    _submit("generate", [generator], params, into, wait)
 
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")  # hub.models.JOB_STATES, without sqlalchemy
@@ -421,7 +370,7 @@ def jobs_cancel(job_id: str = JOB_ID):
 
 
 @jobs_app.command("retry")
-def jobs_retry(job_id: str = JOB_ID, wait: bool = typer.Option(False)):
+def jobs_retry(job_id: str = JOB_ID, wait: bool = WAIT):
     """Run a failed or cancelled job again."""
     with client() as c:
         try:

@@ -40,6 +40,9 @@ class KindSpec:
     # what each of a finished job's results names, in order, given its params (None: its one output; a kind
     # publishing several objects under one name, like a kit's adapter and seed dataset, says so here)
     published: Callable[[dict], tuple[str, ...]] | None = None
+    # lineage edges its outputs carry beyond `relation` and its params' ref(...) relations (a kit's seed dataset is
+    # seeds_for the source); the runner refuses to publish an edge the kind does not declare
+    relations: tuple[str, ...] = ()
 
     @property
     def method_config(self) -> type[BaseModel] | None:
@@ -50,6 +53,31 @@ class KindSpec:
     @property
     def publishes(self) -> bool:
         return self.output in ("adapter", "dataset", "generator")
+
+    @property
+    def produces(self) -> tuple[str, ...]:
+        """Every object kind a job of this kind may publish (a kit: an adapter and a dataset)."""
+        if not self.publishes:
+            return ()
+        objects = set(self.published({"transfer_kit": True})) if self.published else {self.output}
+        return tuple(sorted(objects))
+
+    @property
+    def declared_relations(self) -> tuple[str, ...]:
+        """Every lineage edge a result of this kind may carry: to its inputs (`relation`), to each registry object
+        its params name (their ref(...) relations) and the extra ones its outputs declare (`relations`)."""
+        names = {self.relation, *(m.relation for m in ref_fields(self.params).values()), *self.relations}
+        return tuple(sorted(n for n in names if n))
+
+    def check_published(self, object: str, relations) -> None:
+        """Refuse a result the declaration does not allow: an object it does not produce, or an undeclared edge."""
+        if object not in self.produces:
+            raise ValueError(f"a {self.name} job published a {object}, which its KindSpec does not declare "
+                             f"(produces: {', '.join(self.produces) or 'nothing'})")
+        undeclared = sorted(set(relations) - set(self.declared_relations))
+        if undeclared:
+            raise ValueError(f"a {self.name} job published lineage {', '.join(undeclared)}, which its KindSpec does "
+                             f"not declare (declared: {', '.join(self.declared_relations)})")
 
     def result_objects(self, params: dict, count: int) -> list[str]:
         """The object each of `count` result refs names (evaluate's result is the version it scored)."""
@@ -68,7 +96,7 @@ def _train_objects(params: dict) -> tuple[str, ...]:
 
 KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("train", p.TrainParams, (0, 0), "adapter", "gpu", "LoRA fine-tuning on a built-in task or a dataset",
-             published=_train_objects),
+             published=_train_objects, relations=("discriminates_for", "seeds_for")),
     KindSpec("evaluate", p.EvaluateParams, (0, 1), "metrics", "gpu",
              "exact match of a version (or of a base alone) on a task's test split or a dataset; into its metrics"),
     KindSpec("merge", p.MergeParams, (2, 64), "adapter", "cpu", "LoRA-LEGO or a standard merge of adapters on one base",
@@ -77,7 +105,7 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
     KindSpec("transfer_kit", p.TransferKitParams, (1, 1), "adapter", "gpu",
              "Trans-LoRA kit for an adapter while its data exists: a discriminator adapter and a seed dataset",
              relation="discriminates_for", check=checks.transfer_kit,
-             published=_kit_objects),
+             published=_kit_objects, relations=("seeds_for",)),
     KindSpec("transfer", p.TransferParams, (1, 1), "adapter", "gpu",
              "Trans-LoRA: move an adapter to another base with synthetic data filtered by its kit",
              relation="transferred_from", check=checks.transfer),
@@ -130,6 +158,11 @@ def _find_marker(annotation) -> Ref | None:
         if marker is not None:
             return marker
     return None
+
+
+# lineage edges, child -> parent: how a version came from another (or, for a kit, what it serves); only what the
+# kinds declare (an edge no kind declares cannot be stored)
+RELATIONS = tuple(sorted({r for spec in KINDS.values() for r in spec.declared_relations}))
 
 
 def references(spec: KindSpec, inputs: list[str], params: dict) -> list[Reference]:
@@ -215,16 +248,39 @@ def validate_job(kind: str, inputs: list, params: dict, output: dict | None) -> 
     return parsed.model_dump(mode="json")
 
 
+def params_schema(spec: KindSpec) -> dict:
+    """The params model's JSON schema, each field with its default (pydantic leaves out those made by a factory,
+    like target_modules' list; a form and `jobs kinds` need them)."""
+    schema = spec.params.model_json_schema()
+    for name, field in spec.params.model_fields.items():
+        if field.default_factory is not None:
+            schema["properties"][name]["default"] = field.get_default(call_default_factory=True)
+    return schema
+
+
+def essential(spec: KindSpec) -> list[str]:
+    """The params a form shows first and `jobs kinds` marks: the required ones and those the declaration marks
+    essential (json_schema_extra ESSENTIAL); the rest are advanced, folded away."""
+    schema = params_schema(spec)
+    required = set(schema.get("required", []))
+    return [name for name, field in schema["properties"].items() if name in required or field.get("essential")]
+
+
 def describe(spec: KindSpec) -> dict:
-    """What `GET /api/v1/job-kinds` says about a kind: enough to build a form or a CLI call from."""
+    """What `GET /api/v1/job-kinds` says about a kind: enough to build a form or a CLI call from. params_schema is
+    the params model's JSON schema: every field with its type, limits, default and description."""
     return {
         "name": spec.name,
         "summary": spec.summary,
         "inputs": {"min": spec.inputs[0], "max": spec.inputs[1], "object": spec.input_object},
         "output": spec.output,
         "relation": spec.relation,
+        "relations": list(spec.declared_relations),
+        "produces": list(spec.produces),
         "queue": spec.queue,
         "references": {name: {"object": m.object, "relation": m.relation, "builtin": m.builtin}
                        for name, m in ref_fields(spec.params).items()},
-        "params_schema": spec.params.model_json_schema(),
+        "essential": essential(spec),
+        "builtin_tasks": list(p.BUILTIN_TASKS),
+        "params_schema": params_schema(spec),
     }

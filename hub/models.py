@@ -17,10 +17,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base
 
-# lineage edges, child -> parent: how a version came from another (or, for a kit, what it serves)
-RELATIONS = ("transferred_from", "merged_from", "unlearned_from", "generated_by", "trained_from",
-             "discriminates_for", "seeds_for", "filtered_by", "conditioned_on",
-             "forgets", "fitted_on")
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 

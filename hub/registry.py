@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased, contains_eager, lazyload, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.models import RELATIONS, Artifact, ArtifactVersion, BaseAlias, BaseModel, Lineage, Namespace, Tag, utcnow
+from hub.models import Artifact, ArtifactVersion, BaseAlias, BaseModel, Lineage, Namespace, Tag, utcnow
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -303,6 +303,8 @@ def create_version(session_factory: sessionmaker, *, kind: str, namespace: str, 
     check_name(name, f"{kind} name")
     for tag in tags:
         check_tag(tag)
+    from hub.job_kinds import RELATIONS  # the kinds declare the edges (hub.job_kinds imports this module)
+
     for _, relation in parents:
         if relation not in RELATIONS:
             raise Invalid(f"unknown lineage relation {relation!r}; one of {', '.join(RELATIONS)}")

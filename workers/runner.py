@@ -248,6 +248,7 @@ def _publish(services: Services, job: Job, spec: KindSpec, out: Output,
             if parent_object == "output":
                 parent_object, ref = published[int(ref)]
             parents.append((_version_id(s, parent_object, ref), relation))
+    spec.check_published(object, [relation for _, relation in parents])
     version = registry.create_version(services.session_factory, kind=object, namespace=namespace, name=name,
                                       base_id=base_id, peft_config=peft_config, files=files,
                                       metrics=_jsonable(out.metrics), created_by=f"job:{job.id}", job_id=job.id,

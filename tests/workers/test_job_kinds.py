@@ -101,6 +101,59 @@ def test_min_forget_examples_below_the_workers_minimum_is_refused_at_submit():
         validate_job("unlearn", inputs, {**params, "min_forget_examples": 3}, _output("unlearn"))
 
 
+def _published_relations(module_name: str, seen: set | None = None) -> set[str]:
+    """Lineage relations a worker module writes into its outputs: `relation="..."` and the relation of each
+    (object, ref, relation) in a `parents=[...]`, in the module and the workers.kinds modules it imports."""
+    import ast
+    from pathlib import Path
+
+    seen = seen if seen is not None else set()
+    if module_name in seen:
+        return set()
+    seen.add(module_name)
+    tree = ast.parse(Path(importlib.import_module(module_name).__file__).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "relation" and isinstance(node.value, ast.Constant):
+            found.add(node.value.value)
+        if isinstance(node, ast.keyword) and node.arg == "parents":
+            for item in ast.walk(node.value):
+                if isinstance(item, ast.Tuple) and len(item.elts) == 3 and isinstance(item.elts[2], ast.Constant):
+                    found.add(item.elts[2].value)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("workers.kinds.") \
+                and node.module != "workers.kinds.base":
+            found |= _published_relations(node.module, seen)
+    return found
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_relation_a_kinds_worker_module_publishes_is_declared_by_the_kind(kind):
+    published = _published_relations(f"workers.kinds.{kind}")
+    assert published <= set(KINDS[kind].declared_relations), f"{kind} publishes undeclared {published}"
+
+
+def test_the_runner_refuses_a_result_the_kind_does_not_declare():
+    """The runner calls check_published before it stores a version: an undeclared edge or object fails the job."""
+    from hub.job_kinds import RELATIONS
+
+    KINDS["merge"].check_published("adapter", ["merged_from", "fitted_on"])
+    with pytest.raises(ValueError, match="lineage forgets, which its KindSpec does not declare"):
+        KINDS["merge"].check_published("adapter", ["merged_from", "forgets"])
+    with pytest.raises(ValueError, match="published a dataset"):
+        KINDS["merge"].check_published("dataset", ["merged_from"])
+    KINDS["transfer_kit"].check_published("dataset", ["seeds_for"])
+    assert set(RELATIONS) == {r for spec in KINDS.values() for r in spec.declared_relations}
+    assert "check_published" in importlib.import_module("workers.runner")._publish.__code__.co_names
+
+
+def test_the_registry_stores_only_relations_some_kind_declares(tmp_path):
+    from hub import registry
+
+    with pytest.raises(registry.Invalid, match="unknown lineage relation 'copied_from'"):
+        registry.create_version(None, kind="adapter", namespace="t", name="x", base_id=None, peft_config=None,
+                                files=[], parents=[(1, "copied_from")])
+
+
 def test_ties_without_density_is_refused_at_validation():
     from hub.job_params import JobParamsError
 
@@ -214,6 +267,14 @@ def test_job_kinds_lists_every_kind_with_its_schema_and_references(private_world
     assert items["merge"]["inputs"] == {"min": 2, "max": 64, "object": "adapter"}
     assert "parameter_norm" in items["merge"]["params_schema"]["properties"]
     assert items["evaluate"]["output"] == "metrics" and items["noop"]["queue"] == "cpu"
+    assert items["transfer_kit"]["produces"] == ["adapter", "dataset"]
+    assert items["transfer_kit"]["relations"] == ["discriminates_for", "seeds_for", "trained_from"]
+    steps = items["train"]["params_schema"]["properties"]["steps"]
+    assert (steps["minimum"], steps["maximum"], steps["default"], steps["description"]) == (1, 100_000, 100,
+                                                                                            "optimizer steps")
+    assert items["train"]["params_schema"]["properties"]["target_modules"]["default"] == ["q_proj", "v_proj"]
+    assert {"base", "steps", "task", "dataset"} <= set(items["train"]["essential"])
+    assert "grad_accum" not in items["train"]["essential"]
 
 
 def test_lineage_and_job_views_hide_what_the_caller_may_not_read(private_world, tmp_path):
