@@ -58,7 +58,10 @@ class ApiToken(Base):
         return set(filter(None, self.scopes.split(",")))
 
 
-class BaseModel(Base):
+class RegisteredBase(Base):
+    """A registered base model: name, architecture, where its weights come from and its adaptable modules' shapes
+    (not pydantic's BaseModel, whose name it had)."""
+
     __tablename__ = "base_models"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -76,7 +79,7 @@ class BaseAlias(Base):
     __tablename__ = "base_aliases"
     alias: Mapped[str] = mapped_column(String(300), primary_key=True)
     base_id: Mapped[int] = mapped_column(ForeignKey("base_models.id", ondelete="CASCADE"))
-    base: Mapped[BaseModel] = relationship(back_populates="aliases")
+    base: Mapped[RegisteredBase] = relationship(back_populates="aliases")
 
 
 class Artifact(Base):
@@ -92,7 +95,7 @@ class Artifact(Base):
     version_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     namespace: Mapped[Namespace] = relationship(lazy="joined")
-    base: Mapped[BaseModel | None] = relationship(lazy="joined")
+    base: Mapped[RegisteredBase | None] = relationship(lazy="joined")
 
 
 class ArtifactVersion(Base):

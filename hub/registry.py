@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased, contains_eager, lazyload, selectinload, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.models import Artifact, ArtifactVersion, BaseAlias, BaseModel, Lineage, Namespace, Tag, utcnow
+from hub.models import Artifact, ArtifactVersion, BaseAlias, RegisteredBase, Lineage, Namespace, Tag, utcnow
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 
@@ -101,26 +101,26 @@ def ensure_namespace(session: Session, name: str, private: bool | None = None) -
     return ns
 
 
-def create_base(session: Session, name: str, architecture: str, module_shapes: dict, aliases=(), source: str = "") -> BaseModel:
+def create_base(session: Session, name: str, architecture: str, module_shapes: dict, aliases=(), source: str = "") -> RegisteredBase:
     for taken in [name, *aliases]:
         if find_base(session, taken) is not None:
             raise Conflict(f"a base model named {taken!r} is already registered")
-    base = BaseModel(name=name, architecture=architecture, module_shapes=module_shapes, source=source)
+    base = RegisteredBase(name=name, architecture=architecture, module_shapes=module_shapes, source=source)
     base.aliases = [BaseAlias(alias=a) for a in dict.fromkeys(aliases) if a != name]
     session.add(base)
     session.flush()
     return base
 
 
-def find_base(session: Session, name_or_alias: str) -> BaseModel | None:
-    base = session.scalars(select(BaseModel).where(BaseModel.name == name_or_alias)).first()
+def find_base(session: Session, name_or_alias: str) -> RegisteredBase | None:
+    base = session.scalars(select(RegisteredBase).where(RegisteredBase.name == name_or_alias)).first()
     if base is None:
-        base = session.scalars(select(BaseModel).join(BaseAlias).where(BaseAlias.alias == name_or_alias)).first()
+        base = session.scalars(select(RegisteredBase).join(BaseAlias).where(BaseAlias.alias == name_or_alias)).first()
     return base
 
 
-def list_bases(session: Session) -> list[BaseModel]:
-    return list(session.scalars(select(BaseModel).options(selectinload(BaseModel.aliases)).order_by(BaseModel.name)))
+def list_bases(session: Session) -> list[RegisteredBase]:
+    return list(session.scalars(select(RegisteredBase).options(selectinload(RegisteredBase.aliases)).order_by(RegisteredBase.name)))
 
 
 # ------------------------------------------------------------------ adapters and versions
@@ -368,7 +368,7 @@ def _create_version_once(session_factory, kind, namespace, name, base_id, peft_c
     # (hub.api.views.version_view) and its ref need nothing else.
     adapter = Artifact(id=adapter_id, kind=kind, name=name, base_id=base_id, description=have_description,
                        version_count=number, namespace=Namespace(name=namespace),
-                       base=BaseModel(id=base_id, name=base_name) if base_id is not None else None)
+                       base=RegisteredBase(id=base_id, name=base_name) if base_id is not None else None)
     return ArtifactVersion(id=version_id, artifact=adapter, **row)
 
 
@@ -377,7 +377,7 @@ def _publish_statements(dialect: str):
     """`create_version`'s counter increment and version insert, built once per dialect with parameters bound by name,
     so SQLAlchemy reuses their compiled form (building and cache-keying ORM statements was most of an upload's
     database CPU)."""
-    adapters, versions, bases = Artifact.__table__, ArtifactVersion.__table__, BaseModel.__table__
+    adapters, versions, bases = Artifact.__table__, ArtifactVersion.__table__, RegisteredBase.__table__
     ns_id = select(Namespace.__table__.c.id).where(Namespace.__table__.c.name == bindparam("w_namespace"))
     base_name = select(bases.c.name).where(bases.c.id == adapters.c.base_id).scalar_subquery()
     bump = (update(adapters)

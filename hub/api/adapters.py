@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel as Schema, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -123,7 +123,7 @@ def _prepare_generator(session: Session, form: ReceivedForm) -> dict:
     return {"base_id": base.id, "peft_config": None, "metrics": {}}
 
 
-class TagIn(Schema):
+class TagIn(BaseModel):
     """The body of PUT .../tags/{tag}. A number a version can have (1 to the column's 2^31-1; past it PostgreSQL
     refused the statement, a 500): one that no version has is a 404, like any version not there."""
 

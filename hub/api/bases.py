@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel as Schema, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hub import registry
@@ -24,7 +24,7 @@ router = APIRouter(prefix="/api/v1/bases", tags=["bases"], responses=errors(503)
 Dim = Annotated[int, Field(gt=0)]
 
 
-class BaseIn(Schema):
+class BaseIn(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX)
     architecture: str
     module_shapes: dict[str, tuple[Dim, Dim]] = Field(min_length=1)  # module -> (in, out) features

@@ -13,7 +13,7 @@ import json
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel as Schema, ConfigDict
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
 from hub import auth, jobs as job_service
@@ -30,7 +30,7 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 MAX_IDEMPOTENCY_KEY = 200  # stored with its caller's id in a 300-character column: a longer key was a 500 on PostgreSQL
 
 
-class JobIn(Schema):
+class JobIn(BaseModel):
     """A submit's body: strict (no "8" for 8, no true for 1) and closed (an unknown key is a 422, not ignored)."""
 
     model_config = ConfigDict(extra="forbid", strict=True,
@@ -47,7 +47,7 @@ class JobIn(Schema):
         return self.output
 
 
-class JobView(Schema):
+class JobView(BaseModel):
     id: str
     kind: str
     state: str
@@ -70,18 +70,18 @@ class JobView(Schema):
     finished_at: str | None
 
 
-class JobList(Schema):
+class JobList(BaseModel):
     items: list[JobView]
 
 
-class EventView(Schema):
+class EventView(BaseModel):
     seq: int
     at: str | None
     type: str  # state | progress | log | metric | error
     data: dict
 
 
-class EventList(Schema):
+class EventList(BaseModel):
     items: list[EventView]
 
 

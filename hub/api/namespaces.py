@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel as Schema, Field
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hub import registry
@@ -13,17 +13,17 @@ from hub.models import ApiToken, Namespace
 router = APIRouter(prefix="/api/v1/namespaces", tags=["namespaces"], responses=errors(503))
 
 
-class NamespaceIn(Schema):
+class NamespaceIn(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, max_length=NAME_MAX)
     private: bool = False
 
 
-class NamespaceView(Schema):
+class NamespaceView(BaseModel):
     name: str
     private: bool
 
 
-class NamespaceList(Schema):
+class NamespaceList(BaseModel):
     items: list[NamespaceView]
 
 

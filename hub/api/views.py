@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from datetime import timezone
 
-from pydantic import BaseModel as Schema
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.models import Artifact, ArtifactVersion, BaseModel, Tag, iso_utc
+from hub.models import Artifact, ArtifactVersion, RegisteredBase, Tag, iso_utc
 
 
 def hf_time(dt) -> str | None:
@@ -24,7 +24,7 @@ def hf_time(dt) -> str | None:
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
-def base_view(base: BaseModel) -> dict:
+def base_view(base: RegisteredBase) -> dict:
     return {
         "name": base.name,
         "architecture": base.architecture,
@@ -149,13 +149,13 @@ def version_list_json(session: Session, adapter: Artifact, rows) -> bytes:
 
 # Response models: what the routes above answer, so /openapi.json documents the shapes the dashboard and the CLI read.
 
-class FileView(Schema):
+class FileView(BaseModel):
     name: str
     sha256: str
     size: int
 
 
-class BaseView(Schema):
+class BaseView(BaseModel):
     name: str
     architecture: str
     aliases: list[str]
@@ -164,7 +164,7 @@ class BaseView(Schema):
     created_at: str | None
 
 
-class ArtifactView(Schema):
+class ArtifactView(BaseModel):
     namespace: str
     name: str
     kind: str  # adapter | dataset | generator
@@ -177,7 +177,7 @@ class ArtifactView(Schema):
     created_at: str | None
 
 
-class VersionView(Schema):
+class VersionView(BaseModel):
     namespace: str
     name: str
     kind: str
@@ -194,31 +194,31 @@ class VersionView(Schema):
     tags: list[str]
 
 
-class LineageEdge(Schema):
+class LineageEdge(BaseModel):
     version: str | None  # None when hidden
     object: str | None  # adapter | dataset | generator; None when hidden
     relation: str | None  # None when hidden
     hidden: bool  # the caller may not read the other end: its name, kind and relation are left out
 
 
-class LineageView(Schema):
+class LineageView(BaseModel):
     version: str
     parents: list[LineageEdge]
     children: list[LineageEdge]
 
 
-class ArtifactList(Schema):
+class ArtifactList(BaseModel):
     items: list[ArtifactView]
 
 
-class ConfigSummary(Schema):
+class ConfigSummary(BaseModel):
     peft_type: str | None
     r: int | float | None
     lora_alpha: int | float | None
     target_module_count: int | None  # None when target_modules is a regular expression
 
 
-class VersionListItem(Schema):
+class VersionListItem(BaseModel):
     """A version in a list: a VersionView without `peft_config`, with `config_summary` instead."""
 
     namespace: str
@@ -237,9 +237,9 @@ class VersionListItem(Schema):
     tags: list[str]
 
 
-class VersionList(Schema):
+class VersionList(BaseModel):
     items: list[VersionListItem]
 
 
-class BaseList(Schema):
+class BaseList(BaseModel):
     items: list[BaseView]

@@ -8,7 +8,7 @@ progress appear only to a caller who may see that job under the jobs routes' rul
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel as Schema
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from hub import fleet
@@ -20,7 +20,7 @@ from hub.models import ApiToken, Job, Worker, iso_utc, utcnow
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 
 
-class CurrentJob(Schema):
+class CurrentJob(BaseModel):
     id: str | None  # None when hidden
     kind: str | None
     state: str | None
@@ -29,7 +29,7 @@ class CurrentJob(Schema):
     hidden: bool  # the caller may not see this job: the worker is busy, and that is all it says
 
 
-class WorkerView(Schema):
+class WorkerView(BaseModel):
     name: str  # host:pid, as jobs name their worker
     host: str
     pid: int
@@ -50,7 +50,7 @@ class WorkerView(Schema):
     jobs_failed: int
 
 
-class WorkerList(Schema):
+class WorkerList(BaseModel):
     items: list[WorkerView]
     stale_after_beats: int
 
