@@ -11,6 +11,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.conftest import ROOT, free_port
 
@@ -24,6 +25,7 @@ def walkthrough() -> str:
     return match.group(1)
 
 
+@pytest.mark.timeout(1200)
 def test_the_readme_walkthrough_runs_as_written_on_a_fresh_hub(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTARIUM_")}
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '')}"  # the `adaptarium` of this interpreter
@@ -42,11 +44,14 @@ def test_the_readme_walkthrough_runs_as_written_on_a_fresh_hub(tmp_path):
             assert hub.poll() is None and time.monotonic() < deadline, "adaptarium up did not answer"
             time.sleep(0.3)
         # each traced line carries the seconds since the start: a slow step shows in the output of a failure
-        script = 'SECONDS=0; PS4="+ [${SECONDS}s] "; set -x\n' + walkthrough()
-        run = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path,
-                             env={**env, "ADAPTARIUM_URL": url}, capture_output=True, text=True, timeout=900)
-        print(run.stderr)  # the trace with each line's start time: pytest shows it when a later check fails
-        assert run.returncode == 0, f"the walkthrough stopped:\n{run.stdout[-6000:]}\n{run.stderr[-6000:]}"
+        script = "SECONDS=0; PS4='+ [${SECONDS}s] '; set -x\n" + walkthrough()
+        trace = tmp_path / "walkthrough.log"  # stdout and the trace, with each line's start time, as it runs
+        with trace.open("w") as log:
+            run = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=tmp_path,
+                                 env={**env, "ADAPTARIUM_URL": url}, stdout=log, stderr=subprocess.STDOUT,
+                                 timeout=1100)
+        print(trace.read_text())  # pytest shows it when a later check fails
+        assert run.returncode == 0, f"the walkthrough stopped:\n{trace.read_text()[-8000:]}"
         token = (tmp_path / "adaptarium-data" / "admin-token").read_text().strip()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
             def versions(name: str, kind: str = "adapters") -> list[dict]:
