@@ -123,9 +123,9 @@ def list_bases(session: Session) -> list[RegisteredBase]:
     return list(session.scalars(select(RegisteredBase).options(selectinload(RegisteredBase.aliases)).order_by(RegisteredBase.name)))
 
 
-# ------------------------------------------------------------------ adapters and versions
+# ------------------------------------------------------------------ artifacts (adapters, datasets, generators) and versions
 
-def get_adapter(session: Session, kind: str, namespace: str, name: str) -> Artifact:
+def get_artifact(session: Session, kind: str, namespace: str, name: str) -> Artifact:
     adapter = session.scalars(
         select(Artifact).join(Namespace).where(Namespace.name == namespace, Artifact.name == name, Artifact.kind == kind)
     ).first()
@@ -134,8 +134,8 @@ def get_adapter(session: Session, kind: str, namespace: str, name: str) -> Artif
     return adapter
 
 
-def list_adapters(session: Session, kind: str = "adapter", namespace: str | None = None, base: str | None = None,
-                  q: str | None = None) -> list[Artifact]:
+def list_artifacts(session: Session, kind: str = "adapter", namespace: str | None = None, base: str | None = None,
+                   q: str | None = None) -> list[Artifact]:
     query = select(Artifact).join(Namespace).where(Artifact.kind == kind)
     if namespace:
         query = query.where(Namespace.name == namespace)
@@ -211,7 +211,7 @@ def version_summaries(session: Session, adapter: Artifact) -> list:
 
 def resolve_version(session: Session, kind: str, namespace: str, name: str, ref: str = "latest") -> ArtifactVersion:
     """A version by 'latest'/'main' (newest not yanked), number, 'v<N>', or tag. Numbers reach yanked versions too."""
-    return resolve_in(session, get_adapter(session, kind, namespace, name), ref)
+    return resolve_in(session, get_artifact(session, kind, namespace, name), ref)
 
 
 def resolve_in(session: Session, adapter: Artifact, ref: str = "latest") -> ArtifactVersion:
@@ -233,7 +233,7 @@ def resolve_in(session: Session, adapter: Artifact, ref: str = "latest") -> Arti
 def find_version_with_tags(session: Session, kind: str, namespace: str, name: str,
                            ref: str) -> tuple[ArtifactVersion, list[str]] | None:
     """The version `ref` of namespace/name with its adapter and namespace, and its tags (sorted), in one query; None
-    when the adapter or the version is not there, for the caller to find out which (`get_adapter`, `resolve_in`).
+    when the adapter or the version is not there, for the caller to find out which (`get_artifact`, `resolve_in`).
 
     The tags come from a correlated subquery (string_agg on PostgreSQL, group_concat on SQLite; tag names cannot
     hold the comma). A read by name or by tag, the API's most frequent request, is then one round trip."""

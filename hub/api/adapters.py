@@ -147,7 +147,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     def visible(session: Session, tok: ApiToken | None, ns: str, name: str) -> Artifact:
         """The artifact, or the same 404 as for one not there when the caller may not read it (no 401/403 that
         would tell an anonymous caller a private object exists)."""
-        artifact = registry.get_adapter(session, kind, ns, name)
+        artifact = registry.get_artifact(session, kind, ns, name)
         if not can_read(tok, artifact.namespace):
             raise NotFound(f"no {kind} {ns}/{name}")
         return artifact
@@ -185,7 +185,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     @router.get("", summary=f"List {plural}", response_model=views.ArtifactList, responses=errors(401, 422))
     def list_all(namespace: str | None = None, base: str | None = None, q: str | None = None,
                  session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
-        found = registry.list_adapters(session, kind=kind, namespace=namespace, base=base, q=q)
+        found = registry.list_artifacts(session, kind=kind, namespace=namespace, base=base, q=q)
         return {"items": views.adapter_views(session, [a for a in found if can_read(tok, a.namespace)])}
 
     @router.get("/{ns}/{name}", response_model=views.ArtifactView, responses=NAMED)

@@ -61,7 +61,7 @@ def hf_error_response(exc: _HfError) -> JSONResponse:
 
 def _resolve(session: Session, tok: ApiToken | None, kind: str, ns: str, name: str, rev: str) -> ArtifactVersion:
     try:
-        artifact = registry.get_adapter(session, kind, ns, name)
+        artifact = registry.get_artifact(session, kind, ns, name)
     except NotFound:
         raise _HfError(404, "RepoNotFound", f"repository {ns}/{name} not found") from None
     if not can_read(tok, artifact.namespace):  # exactly like a repository that is not there, anonymous or not

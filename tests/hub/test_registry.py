@@ -40,7 +40,7 @@ def test_a_database_error_mid_transaction_rolls_the_number_back(session_factory,
     with pytest.raises(IntegrityError):
         publish(session_factory, base_id, parents=[(999_999, "trained_from")])
     with session_factory() as s:
-        assert [v.number for v in registry.list_versions(s, registry.get_adapter(s, "adapter", "ns", "a"))] == [1]
+        assert [v.number for v in registry.list_versions(s, registry.get_artifact(s, "adapter", "ns", "a"))] == [1]
     assert publish(session_factory, base_id).number == 2
 
 
@@ -55,7 +55,7 @@ def test_refs_resolve_by_latest_number_v_and_tag_and_yank_hides_from_latest(sess
     for _ in range(3):
         publish(session_factory, base_id)
     with session_factory() as s:
-        adapter = registry.get_adapter(s, "adapter", "ns", "a")
+        adapter = registry.get_artifact(s, "adapter", "ns", "a")
         registry.set_tag(s, adapter, "prod", 2)
         registry.yank(s, adapter, 3)
         s.commit()
@@ -97,14 +97,14 @@ def test_concurrent_publications_to_a_new_adapter_get_gapless_numbers(session_fa
         numbers = list(pool.map(lambda i: publish(session_factory, base_id, name="race").number, range(n)))
     assert sorted(numbers) == list(range(1, n + 1))
     with session_factory() as s:
-        assert registry.get_adapter(s, "adapter", "ns", "race").version_count == n
+        assert registry.get_artifact(s, "adapter", "ns", "race").version_count == n
 
 
 def test_tags_move_to_the_version_they_are_set_to(session_factory, base_id):
     publish(session_factory, base_id)
     publish(session_factory, base_id)
     with session_factory() as s:
-        adapter = registry.get_adapter(s, "adapter", "ns", "a")
+        adapter = registry.get_artifact(s, "adapter", "ns", "a")
         registry.set_tag(s, adapter, "prod", 1)
         registry.set_tag(s, adapter, "prod", 2)
         s.commit()
