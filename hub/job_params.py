@@ -80,7 +80,8 @@ def Seed():
     return Field(0, ge=0, le=MAX_SEED, description="seed of every random choice")
 
 
-Task = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(check_task)]
+# "pick": the form offers the built-in tasks (GET /job-kinds lists them) for a field of this type
+Task = Annotated[str, Field(max_length=MAX_TEXT, json_schema_extra={"pick": "builtin_task"}), AfterValidator(check_task)]
 BASE = "the registered base model"
 
 

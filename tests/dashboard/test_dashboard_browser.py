@@ -11,7 +11,7 @@ import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.dashboard.driving import BASE, open_page, page_errors, text_of, wait_for
+from tests.dashboard.driving import BASE, full_shot, open_page, page_errors, text_of, wait_for
 
 
 # ---------- registry pages ----------
@@ -59,8 +59,9 @@ def test_train_job_from_the_form_reaches_100_percent_and_links_to_its_result(bro
     wait_for(browser, lambda d: d.find_elements(By.ID, "kind"), what="form")
     Select(browser.find_element(By.ID, "kind")).select_by_value("train")  # fields come from GET /job-kinds
     wait_for(browser, lambda d: d.find_elements(By.ID, "p-base"), what="train fields")
-    assert browser.find_element(By.CSS_SELECTOR, f'#p-base-list option[value="{BASE}"]')
-    for field, value in {"p-base": BASE, "p-task": "builtin:boolean_expressions?n=16&seed=0", "p-steps": "6",
+    Select(browser.find_element(By.ID, "p-base")).select_by_value(BASE)  # a pick list of the registered bases
+    browser.find_element(By.CSS_SELECTOR, "details.advanced > summary").click()  # batch_size is an advanced param
+    for field, value in {"p-task": "builtin:boolean_expressions?n=16&seed=0", "p-steps": "6",
                          "p-rank": "2", "p-batch_size": "2", "output": "dash/trained"}.items():
         box = browser.find_element(By.ID, field)
         box.clear()
@@ -119,6 +120,51 @@ def test_train_job_from_the_form_reaches_100_percent_and_links_to_its_result(bro
     assert row[0] == "100" and result in row[1]
 
 
+def test_new_job_form_shows_essential_params_first_with_descriptions_and_pick_lists(browser, hub, registered, shots):
+    """The form is generated from GET /job-kinds: every kind's essential params come first and the rest are folded
+    away, each param shows its declared description, bases are a pick list, task fields offer the built-in tasks,
+    and a kind whose inputs share one base offers them one base at a time, each input's version from a list."""
+    url, token, _ = hub
+    kinds = {k["name"]: k for k in httpx.get(f"{url}/api/v1/job-kinds").json()["items"]}
+    page_errors(browser)  # drain what earlier tests left in the browser log (e.g. the deliberate 404 page)
+    open_page(browser, url, token, "#/new")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "kind"), what="form")
+    for name, kind in kinds.items():
+        if name == "noop":
+            continue
+        Select(browser.find_element(By.ID, "kind")).select_by_value(name)
+        props = kind["params_schema"]["properties"]
+        shown = wait_for(browser, lambda d: d.execute_script("""
+            const f = document.getElementById('kind-fields');
+            return [...f.querySelectorAll('[data-param]')].map(e => [e.dataset.param,
+              !!e.closest('details.advanced'), e.checkVisibility(),
+              (document.getElementById('p-' + e.dataset.param + '-help') || {}).textContent || '']);"""),
+            what=f"{name} fields")
+        assert [p for p, *_ in shown] == [p for p in props if p in kind["essential"]] + \
+            [p for p in props if p not in kind["essential"]], name  # essential first, then advanced
+        for param, folded, visible, help_text in shown:
+            assert folded == (param not in kind["essential"]) and visible == (not folded), (name, param)
+            assert help_text == props[param]["description"], (name, param)
+    Select(browser.find_element(By.ID, "kind")).select_by_value("train")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "p-steps-help"), what="train fields")
+    assert BASE in [o.get_attribute("value") for o in Select(browser.find_element(By.ID, "p-base")).options]
+    tasks = [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#p-task-list option")]
+    assert tasks == [f"builtin:{t}" for t in kinds["train"]["builtin_tasks"]] and len(tasks) == 6
+    assert browser.find_element(By.ID, "p-steps-help").text == "optimizer steps"
+    browser.find_element(By.CSS_SELECTOR, "details.advanced > summary").click()
+    assert browser.find_element(By.ID, "p-grad_accum").is_displayed()
+
+    Select(browser.find_element(By.ID, "kind")).select_by_value("merge")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "input-base"), what="merge inputs")
+    assert [o.text for o in Select(browser.find_element(By.ID, "input-base")).options] == [BASE]
+    pick = browser.find_element(By.ID, "pick-dash-uploaded")
+    assert pick.is_displayed()
+    versions = Select(pick.find_element(By.XPATH, "..").find_element(By.CSS_SELECTOR, "select.ref"))
+    assert versions.first_selected_option.text == "1"
+    full_shot(browser, shots / "new-job-form.png")
+    assert page_errors(browser) == []
+
+
 def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser, hub, registered, worker, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
@@ -142,6 +188,7 @@ def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser
     for ref in ("dash-uploaded", "dash-second"):
         wait_for(browser, lambda d: d.find_elements(By.ID, f"pick-{ref}"), what=f"{ref} offered")[0].click()
     Select(browser.find_element(By.ID, "p-method")).select_by_visible_text("lego")
+    browser.find_element(By.CSS_SELECTOR, "details.advanced > summary").click()  # rank is an advanced param
     rank = browser.find_element(By.ID, "p-rank")
     rank.clear()
     rank.send_keys("4")

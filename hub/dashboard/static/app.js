@@ -219,8 +219,9 @@ async function viewBases(root) {
       `<tr><td colspan="5" class="muted">no bases</td></tr>`}</tbody></table>`;
 }
 
-// The form is built from GET /api/v1/job-kinds: each kind's inputs range, output and params JSON schema, and which
-// params name registry objects. A new kind needs no code here.
+// The form is built from GET /api/v1/job-kinds: each kind's inputs range, output, params JSON schema (type, limits,
+// default and description of each field), which params are essential and which name registry objects. A new kind
+// needs no code here.
 async function viewNewJob(root) {
   const alive = viewAlive();
   const [kinds, bases, adapters, datasets, generators] = await Promise.all([
@@ -238,20 +239,28 @@ async function viewNewJob(root) {
   const $ = s => root.querySelector(s);
   const kind = () => kinds.find(k => k.name === $("#kind").value);
 
+  const tasks = (kinds.find(k => k.builtin_tasks) || {}).builtin_tasks || [];
   function refOptions(object, builtin) {
-    if (object === "base") return bases.map(b => `<option value="${esc(b.name)}">${esc(b.name)}</option>`).join("");
     const list = (objects[object] || []).map(o => `${o.namespace}/${o.name}@${o.latest ?? "latest"}`);
-    return (builtin ? ["builtin:boolean_expressions?n=64&seed=0"] : []).concat(list)
+    return (builtin ? tasks.map(t => `builtin:${t}`) : []).concat(list)
       .map(v => `<option value="${esc(v)}">${esc(v)}</option>`).join("");
   }
 
+  // One param: its label, its description under it, and the widget its declared type asks for. Bases and choices are
+  // pick lists; objects and built-in tasks are typed with a list of what exists to pick from.
   function field(name, schema, ref, required) {
-    const id = "p-" + name, types = (schema.anyOf || [schema]).map(t => t.type);
-    const label = `<label for="${id}">${esc(name)}${required ? " *" : ""}${schema.description ? ` <span class="muted">${esc(schema.description)}</span>` : ""}</label>`;
-    const def = schema.default;
+    const id = "p-" + name, types = (schema.anyOf || [schema]).map(t => t.type), def = schema.default;
+    const label = `<label for="${id}">${esc(name)}${required ? " *" : ""}</label>`
+      + (schema.description ? `<small class="help" id="${id}-help">${esc(schema.description)}</small>` : "");
+    const none = types.includes("null") || !required ? "<option value=''>(none)</option>" : "";
+    if (ref && ref.object === "base") return label + `<select id="${id}" data-param="${esc(name)}" data-kind="text">${none}
+      ${bases.map(b => `<option value="${esc(b.name)}">${esc(b.name)}</option>`).join("")}</select>`;
     if (ref) return label + `<input id="${id}" list="${id}-list" data-param="${esc(name)}" data-kind="text"
-        placeholder="${ref.object === "base" ? "base name" : "namespace/name@version"}${ref.builtin ? " or builtin:task" : ""}">
+        placeholder="namespace/name@version${ref.builtin ? " or builtin:task" : ""}">
       <datalist id="${id}-list">${refOptions(ref.object, ref.builtin)}</datalist>`;
+    if ((schema.anyOf || [schema]).some(t => t.pick === "builtin_task")) return label + `<input id="${id}" list="${id}-list"
+        data-param="${esc(name)}" data-kind="text" placeholder="builtin:task?n=256&seed=0">
+      <datalist id="${id}-list">${tasks.map(t => `<option value="builtin:${esc(t)}">`).join("")}</datalist>`;
     const en = schema.enum || (schema.anyOf || []).flatMap(t => t.enum || []);
     if (en.length) return label + `<select id="${id}" data-param="${esc(name)}" data-kind="text">${types.includes("null") ? "<option value=''>(default)</option>" : ""}
       ${en.map(v => `<option${v === def ? " selected" : ""}>${esc(v)}</option>`).join("")}</select>`;
@@ -264,27 +273,55 @@ async function viewNewJob(root) {
     return label + `<input id="${id}" data-param="${esc(name)}" data-kind="text" value="${esc(def ?? "")}">`;
   }
 
+  // An input's version is picked from the versions it has (newest first) and its tags.
+  function versionPick(a) {
+    const numbers = Array.from({ length: a.latest || 0 }, (_, i) => String((a.latest || 0) - i));
+    return `<select class="ref">${numbers.concat(Object.keys(a.tags || {})).map(v => `<option>${esc(v)}</option>`).join("")
+      || "<option>latest</option>"}</select>`;
+  }
+
   function render() {
     const k = kind(), props = k.params_schema.properties || {}, required = new Set(k.params_schema.required || []);
+    const candidates = objects[k.inputs.object] || [];
+    // inputs that must share one base (a merge, a generator family) are offered one base at a time
+    const oneBase = k.inputs.max > 1 && k.inputs.object === "adapter";
+    const baseFilter = oneBase ? `<label for="input-base">inputs on base</label><select id="input-base">
+      ${[...new Set(candidates.map(a => a.base).filter(Boolean))].map(b => `<option>${esc(b)}</option>`).join("")}</select>` : "";
     const inputs = k.inputs.max === 0 ? "" : `<label>${k.inputs.min === k.inputs.max ? k.inputs.min : k.inputs.min + "–" + k.inputs.max}
-      input ${esc(k.inputs.object)} version(s)</label><div id="job-inputs">${(objects[k.inputs.object] || []).map(a => {
+      input ${esc(k.inputs.object)} version(s)</label>${baseFilter}<div id="job-inputs">${candidates.map(a => {
         const key = `${a.namespace}-${a.name}`;
-        return `<div class="pick"><input type="checkbox" value="${esc(a.namespace)}/${esc(a.name)}" id="pick-${esc(key)}">
-          <label for="pick-${esc(key)}">${esc(a.namespace)}/${esc(a.name)}</label> @ <input class="ref" value="${esc(a.latest ?? "latest")}"></div>`;
+        return `<div class="pick" data-base="${esc(a.base || "")}"><input type="checkbox" value="${esc(a.namespace)}/${esc(a.name)}" id="pick-${esc(key)}">
+          <label for="pick-${esc(key)}">${esc(a.namespace)}/${esc(a.name)}</label> @ ${versionPick(a)}</div>`;
       }).join("") || "<p class='muted'>nothing to pick yet</p>"}</div>`;
     const output = ["adapter", "dataset", "generator"].includes(k.output)
       ? `<label for="output">output ${esc(k.output)} (namespace/name)</label><input id="output" name="output" placeholder="me/my-${esc(k.output)}" required>` : "";
-    setTimeout(() => {  // a preset input (ns/name@N) arrives checked, at that version
+    setTimeout(() => {  // a preset input (ns/name@N) arrives checked, at that version, with its base chosen
       if (!preset) return;
       const [path, version] = preset.split("@");
       root.querySelectorAll("#job-inputs .pick").forEach(p => {
         if (p.querySelector("input[type=checkbox]").value !== path) return;
+        if ($("#input-base")) { $("#input-base").value = p.dataset.base; filterInputs(); }
         p.querySelector("input[type=checkbox]").checked = true;
-        if (version) p.querySelector("input.ref").value = version;
+        if (version) p.querySelector(".ref").value = version;
       });
     });
-    $("#kind-fields").innerHTML = inputs + `<div class="params">${Object.entries(props)
-      .map(([name, schema]) => `<div class="param">${field(name, schema, k.references[name], required.has(name))}</div>`).join("")}</div>` + output;
+    // essential params first; the advanced ones folded away, each with its description
+    const essential = new Set(k.essential || []), names = Object.keys(props);
+    const block = list => list.map(name => `<div class="param">${field(name, props[name], k.references[name], required.has(name))}</div>`).join("");
+    const advanced = names.filter(n => !essential.has(n));
+    $("#kind-fields").innerHTML = inputs + `<div class="params essential">${block(names.filter(n => essential.has(n)))}</div>`
+      + (advanced.length ? `<details class="advanced"><summary>advanced parameters (${advanced.length})</summary>
+          <div class="params">${block(advanced)}</div></details>` : "") + output;
+    if ($("#input-base")) { $("#input-base").onchange = filterInputs; filterInputs(); }
+  }
+
+  function filterInputs() {
+    const base = $("#input-base").value;
+    root.querySelectorAll("#job-inputs .pick").forEach(p => {
+      const shown = p.dataset.base === base;
+      p.hidden = !shown;
+      if (!shown) p.querySelector("input[type=checkbox]").checked = false;
+    });
   }
 
   function collect() {
@@ -300,7 +337,7 @@ async function viewNewJob(root) {
       else if (raw !== def) params[name] = raw;
     });
     const inputs = [...root.querySelectorAll("#job-inputs .pick")].filter(p => p.querySelector("input[type=checkbox]").checked)
-      .map(p => `${p.querySelector("input[type=checkbox]").value}@${p.querySelector("input.ref").value}`);
+      .map(p => `${p.querySelector("input[type=checkbox]").value}@${p.querySelector(".ref").value}`);
     const body = { kind: k.name, inputs, params };
     if ($("#output")) body.output = $("#output").value;
     return body;
