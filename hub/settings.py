@@ -1,7 +1,9 @@
 """Runtime settings, read from ADAPTARIUM_* environment variables — the one place the hub and the workers read them.
 
-One frozen dataclass, built once per process by `get_settings()`. The embedded defaults (SQLite file and a local
-blob directory under the data dir) need no other service; production points the URLs at PostgreSQL, MinIO and Redis.
+One frozen dataclass, built once per process by `get_settings()`: each field is read from ADAPTARIUM_<FIELD NAME>,
+typed by its annotation, so a default is written once, beside its field. The embedded defaults (SQLite file, local
+blob directory and broker under the data dir) need no other service; production points the URLs at PostgreSQL,
+MinIO and Redis.
 (The CLI's client reads ADAPTARIUM_URL / ADAPTARIUM_TOKEN itself, and lora/ reads ADAPTARIUM_CACHE_DIR, since neither
 runs a hub; README lists every variable.)
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 # the one default data dir: `up`, `worker`, `token`, `gc` and the API all fall back to it (relative to the cwd)
@@ -19,10 +21,11 @@ DEFAULT_DATA_DIR = "./adaptarium-data"
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
+    # the three URLs default to places under data_dir (from_env fills them in)
     database_url: str
     storage_url: str
     broker_url: str
-    max_upload_bytes: int
+    max_upload_bytes: int = 4 * 1024**3
     s3_access_key: str | None = None
     s3_secret_key: str | None = None
     queue_routes: str = ""  # "merge=gpu,train=cpu": per-kind queue overrides (hub.job_kinds.queue_for)
@@ -46,31 +49,22 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        """Every field from ADAPTARIUM_<NAME> (an int or float field parsed as one), else its default."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("ADAPTARIUM_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
-        return cls(
-            data_dir=data_dir,
-            database_url=env.get("ADAPTARIUM_DATABASE_URL", f"sqlite:///{data_dir / 'adaptarium.db'}"),
-            storage_url=env.get("ADAPTARIUM_STORAGE_URL", f"file://{data_dir / 'blobs'}"),
-            broker_url=env.get("ADAPTARIUM_BROKER_URL", f"filesystem://{data_dir / 'broker'}"),
-            max_upload_bytes=int(env.get("ADAPTARIUM_MAX_UPLOAD_BYTES", str(4 * 1024**3))),
-            s3_access_key=env.get("ADAPTARIUM_S3_ACCESS_KEY"),
-            s3_secret_key=env.get("ADAPTARIUM_S3_SECRET_KEY"),
-            queue_routes=env.get("ADAPTARIUM_QUEUE_ROUTES", ""),
-            visibility_timeout=int(env.get("ADAPTARIUM_VISIBILITY_TIMEOUT", "3600")),
-            stale_seconds=float(env.get("ADAPTARIUM_STALE_SECONDS", "60")),
-            recovery_seconds=float(env.get("ADAPTARIUM_RECOVERY_SECONDS", "2")),
-            requeue_queued_after=float(env.get("ADAPTARIUM_REQUEUE_QUEUED_AFTER", "5")),
-            body_read_timeout_s=float(env.get("ADAPTARIUM_BODY_READ_TIMEOUT_S", "60")),
-            max_concurrent_uploads=int(env.get("ADAPTARIUM_MAX_CONCURRENT_UPLOADS", "64")),
-            max_waits_per_token=int(env.get("ADAPTARIUM_MAX_WAITS_PER_TOKEN", "8")),
-            device=env.get("ADAPTARIUM_DEVICE", "auto"),
-            dtype=env.get("ADAPTARIUM_DTYPE", "auto"),
-            base_cache_gb=float(env.get("ADAPTARIUM_BASE_CACHE_GB", "0")),
-            base_cache_bases=int(env.get("ADAPTARIUM_BASE_CACHE_BASES", "0")),
-            worker_heartbeat_seconds=float(env.get("ADAPTARIUM_WORKER_HEARTBEAT_SECONDS", "10")),
-            token_cache_seconds=float(env.get("ADAPTARIUM_TOKEN_CACHE_SECONDS", "2")),
-        )
+        under_data_dir = {"database_url": f"sqlite:///{data_dir / 'adaptarium.db'}",
+                          "storage_url": f"file://{data_dir / 'blobs'}",
+                          "broker_url": f"filesystem://{data_dir / 'broker'}"}
+        values = {"data_dir": data_dir}
+        for field in fields(cls):
+            if field.name == "data_dir":
+                continue
+            raw = env.get(f"ADAPTARIUM_{field.name.upper()}")
+            if raw is None:
+                values[field.name] = under_data_dir[field.name] if field.default is MISSING else field.default
+            else:
+                values[field.name] = {"int": int, "float": float}.get(str(field.type), str)(raw)
+        return cls(**values)
 
     def open_store(self):
         """The blob store these settings name (S3 credentials included)."""
