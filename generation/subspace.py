@@ -1,4 +1,4 @@
-"""The "subspace fit" baseline for ICM-LoRA (issue 22): the seen members' adapters mixed with coefficients fitted on
+"""The "subspace fit" baseline for ICM-LoRA: the seen members' adapters mixed with coefficients fitted on
 a new task's examples by a few steps of gradient descent on their completion loss.
 
     subspace_fit(adapters, model, tokenizer, examples, steps=20, lr=0.05) -> (Adapter, report)

@@ -70,7 +70,7 @@ def revoke(session: Session, plaintext: str) -> bool:
 class TokenCache:
     """Tokens this API process verified recently, by sha256, each trusted for `ttl_s` seconds.
 
-    Reading the token was a query of its own on every request (~1.4 ms of a ~10 ms metadata read, issue 11); with
+    Reading the token was a query of its own on every request (~1.4 ms of a ~10 ms metadata read); with
     the cache a client's requests pay it once per `ttl_s`. The price is how late a revocation made in another process
     (the `adaptarium token revoke` CLI writes the database directly) is noticed: within `ttl_s` (Settings
     `token_cache_seconds`, 2 s by default; 0 turns the cache off). Revocations through `revoke` in this process clear

@@ -112,7 +112,7 @@ def create_job(session_factory: sessionmaker, *, kind: str, inputs: list[str], p
 
     `session`: the API request's own session (its token and namespace lookups already ran on it), so a submit holds
     one pooled connection instead of two; it is committed here and left open for its owner to close. The two rows
-    go in through `_insert_job`, Core statements with no ORM unit of work (that was a sixth of a submit, issue 11)."""
+    go in through `_insert_job`, Core statements with no ORM unit of work (that was a sixth of a submit)."""
     scoped_key = f"{caller}:{idempotency_key}" if idempotency_key else None
     request_hash = _request_hash(kind, inputs, params, output) if scoped_key else None  # only a key is compared
     with (nullcontext(session) if session is not None else session_factory()) as s:
@@ -267,7 +267,7 @@ def request_cancel(session_factory: sessionmaker, job_id: str, settings=None) ->
     which the worker sees at its next progress report or cancellation check; it then stops, publishes nothing and
     ends the job "cancelled" (hub.jobs.begin_publishing refuses a job with a request). A job already publishing its
     result can no longer be cancelled: 409, like a finished one. Each branch is a compare-and-set, so a cancel that
-    races a worker's claim lands on whichever state the claim left (issue 27: it was lost before)."""
+    races a worker's claim lands on whichever state the claim left (it was lost before)."""
     revoke = None
     with session_factory() as s:
         if _change(s, job_id, Job.state == "queued", state="cancelled", finished_at=utcnow()):

@@ -165,7 +165,7 @@ def version_summaries(session: Session, adapter: Artifact) -> list:
 
     For listings, which show a summary of each PEFT config rather than the config: the database picks the four
     fields out of the stored JSON, so the configs are neither sent over nor parsed, the rows are plain tuples rather
-    than ORM objects, and the JSON a listing repeats verbatim stays text (issue 11: loading and parsing 200 whole
+    than ORM objects, and the JSON a listing repeats verbatim stays text (loading and parsing 200 whole
     versions was most of a 200-version listing)."""
     # Each field is typed (no JSON decoded per row) and guarded: a value of another JSON type is NULL, not an error.
     config = ArtifactVersion.peft_config

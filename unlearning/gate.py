@@ -13,7 +13,7 @@ tail keeps the median's value: w(x) = σ(ζ·2·min(F(x), ½) − 2), identical 
 median. one_sided=False gives the formula exactly as written.
 
 Note the floor: far from every forget set w → σ(−2) ≈ 0.12, not 0 (the paper's form), and m1, m2, s come from the
-detector's own splits. Measured (issue 24): retained tasks fell to 0.90 of before under that 12 %, and unseen inputs
+detector's own splits. Measured: retained tasks fell to 0.90 of before under that 12 %, and unseen inputs
 of a forgotten task got 0.67–0.84. This is therefore the ablation (UnlearnConfig.gate = "paper", or gate="paper" at
 inference); the default is the calibrated gate of lora/gating.py (exactly 0 far from every forget set, fitted on
 held-out forget inputs and reference inputs), which unlearning/detector.py `calibrate` fits.

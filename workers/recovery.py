@@ -5,7 +5,7 @@ worker on the embedded broker, which cannot requeue unacknowledged messages.
 Runs as a thread in each worker. It acts only once its worker has been idle for a whole sweep period, and only on
 jobs routed to the queues it consumes. That is what makes a re-send both safe and needed: a message that existed
 would have reached an idle worker of its queue within milliseconds, so a job still queued after
-`requeue_queued_after` seconds while such a worker idles has no message this worker can get (issue 27 item 9: a job
+`requeue_queued_after` seconds while such a worker idles has no message this worker can get (a job once
 sat queued for minutes beside an idle worker while the sweep ran every 30 s, only for jobs queued over 60 s). Extra
 copies are harmless: the runner's claim (hub.jobs.claim) lets exactly one delivery run a job, and this worker sends
 the same job again at most once per `requeue_queued_after`.

@@ -284,7 +284,7 @@ def make_router(kind: str, plural: str) -> APIRouter:
     return router
 
 
-# ------------------------------------------------------------------ the upload's steps (issue 10, item 7)
+# ------------------------------------------------------------------ the upload's steps
 
 # The limit is per API process (Settings.max_concurrent_uploads, 64 by default). Past its body an upload needs a
 # pooled connection for a few short steps at a time (the pool is 5+10 on SQLite, 20+20 on PostgreSQL), so 64 of them

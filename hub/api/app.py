@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return app.state.metrics.response()
 
     # Routes are matched in order, one by one, and the adapter routers hold ~50 of them: the job routes come first,
-    # since a submit is latency-bound (issue 11; matching its path cost ~0.3 ms after an idle gap behind them,
+    # since a submit is latency-bound (matching its path cost ~0.3 ms after an idle gap behind them,
     # ~0.1 ms in front). The /api/v1 prefixes are disjoint, so the order changes no match.
     for module in (jobs, namespaces, bases, adapters, workers):
         app.include_router(module.router)
@@ -65,14 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hf.router)  # Hub-compatible paths live at the root, as huggingface_hub builds them
     mount_dashboard(app)
     app.add_exception_handler(StarletteHTTPException, edge.http_error)  # 405s name every method of their path
-    app.add_middleware(edge.UnsafeInputMiddleware)  # NUL and over-deep JSON: 422 before any route (issue 27)
+    app.add_middleware(edge.UnsafeInputMiddleware)  # NUL and over-deep JSON: 422 before any route (a 500 on PostgreSQL)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyReadTimeoutMiddleware)
     app.add_middleware(ErrorsKeepConnectionMiddleware)  # outermost of ours: catches what everything inside raises
     return app
 
 
-# ------------------------------------------------------------------ error handling and body timeouts (issue 10)
+# ------------------------------------------------------------------ error handling and body timeouts
 
 logger = logging.getLogger("adaptarium.api")
 
@@ -80,7 +80,7 @@ logger = logging.getLogger("adaptarium.api")
 def database_unavailable(exc: DBAPIError) -> bool:
     """A database error that is no fault of the request and passes: the server down, restarting or shutting down, a
     connection it closed (the pool has already dropped it and reconnects on the next checkout), its connection cap,
-    SQLite's lock wait run out. Such a request is a 503 with Retry-After (issue 27 item 10: a PostgreSQL restart gave
+    SQLite's lock wait run out. Such a request is a 503 with Retry-After (a PostgreSQL restart used to give
     500s); any other database error stays a 500, a fault to fix."""
     if exc.connection_invalidated:
         return True

@@ -41,7 +41,7 @@ def token(request: Request, session: Session = Depends(db)) -> ApiToken | None:
 async def token_without_session(request: Request) -> ApiToken | None:
     """`token` for a route that opens its own session: a cached token is answered on the event loop, and only a token
     not in the cache costs a trip to a pool thread (with a short session of its own) to be read. Each trip is a thread
-    wake-up; the job submit, which is latency-bound (issue 11), takes none for its token this way."""
+    wake-up; the job submit, which is latency-bound, takes none for its token this way."""
     plaintext = _bearer(request)
     if plaintext is None:
         return None

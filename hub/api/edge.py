@@ -2,7 +2,7 @@
 
 `UnsafeInputMiddleware` refuses a NUL character anywhere a client can put one in a request (the path, the query
 string, a JSON body) and a JSON body nested deeper than hub.json_safety.MAX_DEPTH, with a 422, on both databases
-alike (issue 27, items 3 and 8: on PostgreSQL a NUL reaching a statement was a 500, for anonymous callers too).
+alike (on PostgreSQL a NUL reaching a statement was a 500, for anonymous callers too).
 Multipart uploads are checked where their parts are read (hub.api.uploads for text fields; the adapter config, the
 generator config and dataset lines where they are validated): a file's bytes are not text, and a README may quote
 "\\u0000" as prose.

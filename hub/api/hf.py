@@ -28,7 +28,7 @@ from hub.storage import BlobStore
 
 router = APIRouter(tags=["huggingface-compatible"], responses=errors(503))
 # 401 for a bad token; 404 (X-Error-Code says which) for everything not there or not readable, so an anonymous caller
-# cannot tell a private repository from a missing one (issue 27)
+# cannot tell a private repository from a missing one
 HF_ERRORS = errors(401, 404, 422, why={
     404: "no such repository, revision or file (X-Error-Code: RepoNotFound, RevisionNotFound or EntryNotFound), or a "
          "repository the caller may not read"})

@@ -1,8 +1,8 @@
 """`POST /api/v1/jobs?wait=S`: waiting for jobs to end without holding a thread, and a bound on waits per caller.
 
 A wait used to sleep in a pool thread for up to 60 s, polling its job; 48 of them took every thread of the API
-process's pool, and every synchronous route (the adapter list among them) queued behind them for ~55 s (issue 27,
-item 2). Here a wait is an asyncio future on the event loop. One poller per API process, alive only while something
+process's pool, and every synchronous route (the adapter list among them) queued behind them for ~55 s.
+Here a wait is an asyncio future on the event loop. One poller per API process, alive only while something
 waits, asks the database every POLL_S which of the awaited jobs have ended: one short thread trip and one query
 however many callers wait, and it resolves their futures. A caller (a token; all anonymous callers share one) may
 have `Settings.max_waits_per_token` waits at once in a process; past that the submit is a 429 with Retry-After before

@@ -156,7 +156,7 @@ async def submit(body: JobIn, request: Request, tok: ApiToken | None = Depends(t
                                                                   "answering (for short interactive jobs such as infer)")
                  ) -> dict:
     """One trip to a pool thread for the whole submit (its session, checks, insert and dispatch), and none for a
-    cached token: a submit is latency-bound (issue 11: POST -> worker claim within 2x a raw Celery round trip) and
+    cached token: a submit is latency-bound (the target: POST -> worker claim within 2x a raw Celery round trip) and
     each trip is a thread wake-up, 0.1-0.7 ms on a busy host. A sync route took four: its session dependency's
     enter and exit, the route itself, and FastAPI's validation of the answer."""
     if not wait:
