@@ -10,7 +10,7 @@ import torch
 
 from merging.inputs import check_density, same_rank
 from merging.methods.linear import sqrt_weights, weighted_sum
-from merging.methods.ties import check_sign_method, disjoint_mean
+from merging.methods.ties import disjoint_mean
 
 
 def drop_and_rescale(t: torch.Tensor, density: float) -> torch.Tensor:
@@ -36,7 +36,6 @@ def merge_linear(module, parts, config):
 def merge_ties(module, parts, config):
     same_rank(module, parts, "dare_ties")
     density = check_density(config.density, "dare_ties")
-    check_sign_method(config)
     w_a, w_b = sqrt_weights(parts)
     a, b = _dropped(parts, density)
     sign = config.majority_sign_method

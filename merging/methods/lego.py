@@ -18,9 +18,6 @@ import torch
 from merging.errors import MergeError
 from merging.kmeans import kmeans
 
-PARAMETER_NORMS = ("separate", "joint")
-
-
 def units(parts) -> tuple[torch.Tensor, torch.Tensor]:
     """All rank-1 units of a module as rows: A (n, in), B (n, out), weight and scaling folded into B."""
     a_rows, b_rows = [], []
@@ -37,8 +34,6 @@ def _unit(t: torch.Tensor) -> torch.Tensor:
 
 
 def merge_module(module, parts, config):
-    if config.parameter_norm not in PARAMETER_NORMS:
-        raise MergeError(f"parameter_norm must be one of {PARAMETER_NORMS}, got {config.parameter_norm!r}")
     k = config.rank
     a, b = units(parts)
     if a.shape[0] < k:

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from merging.errors import MergeError
 from merging.inputs import check_density, same_rank
 from merging.methods.linear import sqrt_weights
-
-SIGN_METHODS = ("total", "frequency")
 
 
 def keep_largest(t: torch.Tensor, density: float) -> torch.Tensor:
@@ -32,15 +29,9 @@ def disjoint_mean(stacked: torch.Tensor, weights: torch.Tensor, sign_method: str
     return (weighted * agree).sum(0) / agree.sum(0).clamp(min=1)
 
 
-def check_sign_method(config):
-    if config.majority_sign_method not in SIGN_METHODS:
-        raise MergeError(f"majority_sign_method must be one of {SIGN_METHODS}, got {config.majority_sign_method!r}")
-
-
 def merge_module(module, parts, config):
     same_rank(module, parts, "ties")
     density = check_density(config.density, "ties")
-    check_sign_method(config)
     w_a, w_b = sqrt_weights(parts)
     a = disjoint_mean(torch.stack([keep_largest(p.a, density) for p in parts]), w_a, config.majority_sign_method)
     b = disjoint_mean(torch.stack([keep_largest(p.b, density) for p in parts]), w_b, config.majority_sign_method)
