@@ -165,6 +165,15 @@ def test_each_report_card_shows_the_numbers_its_method_is_judged_by(browser, hub
     wait_for(browser, lambda d: d.find_elements(By.ID, "gate-forget"), what="gate")
     assert int(browser.find_element(By.ID, "unlearn-loss").get_attribute("data-points")) == 4
     assert browser.find_element(By.ID, "orth-loss") and browser.find_element(By.ID, "gate-calibration")
+    # the calibrated gate as shares of inputs opened and shut, out-of-fold, beside the paper gate's ablation
+    gate = metrics("adapters/card/forgetful/versions/1")["unlearn"]["detector"]["gate"]
+    held_out = gate["held_out_forget"]  # out-of-fold when the held-out inputs were enough to fold
+    opened = (held_out["cross_validated"] if held_out["cross_validated"]["n"] else held_out["in_sample"])["frac_open"]
+    assert text_of(browser, "#gate-forget .stat-value") == f"{100 * opened:.1f} %"
+    assert "(calibrated gate)" in text_of(browser, "#unlearn-report h2")
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#gate-distribution tbody tr")]
+    assert any(r.startswith("held-out forget, in-sample") for r in rows)
+    assert any(r.startswith("paper gate: reference") for r in rows)
 
     open_page(browser, url, token, "#/adapters/card/merged@1")
     wait_for(browser, lambda d: d.find_elements(By.ID, "merge-report"), what="merge report")

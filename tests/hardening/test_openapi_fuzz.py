@@ -14,7 +14,9 @@ a minute per database on two quiet cores. A dropped connection fails the case th
 """
 from __future__ import annotations
 
+import inspect
 import json
+import time
 from collections import Counter
 from urllib.parse import quote
 
@@ -22,6 +24,7 @@ import numpy as np
 import pytest
 import requests
 import schemathesis
+import uvicorn
 from hypothesis import HealthCheck, settings, strategies as st
 from safetensors.numpy import save
 from schemathesis.checks import not_a_server_error
@@ -36,6 +39,8 @@ from hub.api.openapi import NAME_PATTERN
 from hub.registry import valid_name
 from tests.hardening.conftest import SYN_BASE, lora_files, upload
 
+# the test hub's uvicorn closes connections idle this long (its default), less a margin for the close to land
+KEEP_ALIVE_S = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default - 0.5
 MAX_EXAMPLES = 12  # per operation in the fuzzing phase (valid and invalid data), besides examples and coverage cases
 SEED = 20260110
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
@@ -140,6 +145,7 @@ class CountingSession(requests.Session):
 
         self.connects = 0
         self.last_curl: str | None = None
+        self.last_answer = time.monotonic()  # when the previous answer came: an idle keep-alive may be closed
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1)
         adapter.poolmanager.pool_classes_by_scheme = {"http": Pool}
         self.mount("http://", adapter)
@@ -167,14 +173,18 @@ fuzz = schemathesis.pytest.from_fixture("hub_schema")
 def test_every_operation_answers_as_documented(case, caller, http):
     who, headers = caller
     connects = http.connects
+    idle = time.monotonic() - http.last_answer
     response = case.call(session=http, headers=headers, timeout=75)  # ?wait may hold an answer 60 s; a broken connection raises here
+    http.last_answer = time.monotonic()
     TALLY[f"{who}_cases"] += 1
     TALLY[f"{who}_5xx"] += response.status_code >= 500
     TALLY[f"{who}_connections"] = http.connects
     STATUSES.setdefault(who, Counter())[response.status_code] += 1
-    assert connects == 0 or http.connects == connects, (
-        f"{case.operation.label} needed a new connection: the server dropped the previous one, after\n"
-        f"{http.last_curl}\nor during\n{case.as_curl_command()}")
+    # uvicorn closes a keep-alive connection idle for KEEP_ALIVE_S (as HTTP allows): on a loaded machine the next
+    # case can take that long to generate, and the reconnect after it is not the server dropping a connection
+    assert connects == 0 or http.connects == connects or idle >= KEEP_ALIVE_S, (
+        f"{case.operation.label} needed a new connection {idle:.1f} s after the previous answer: the server "
+        f"dropped the previous one, after\n{http.last_curl}\nor during\n{case.as_curl_command()}")
     http.last_curl = case.as_curl_command()
     assert response.headers.get("connection", "").lower() != "close", (
         f"{case.operation.label} closed the connection after {response.status_code}:\n{case.as_curl_command()}")

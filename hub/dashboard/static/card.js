@@ -251,19 +251,38 @@ const REPORT_CARDS = {
              "source_base", "target_base", ...ablation],
     };
   },
-  // unlearning (O3): what was forgotten, how orthogonal it is to earlier requests, and the gate that routes inputs
+  // unlearning (O3): what was forgotten, how orthogonal it is to earlier requests, and the gate that routes inputs.
+  // The gate is shown as the share of inputs it opens (≥ 0.9) and shuts (≤ 0.05), out-of-fold on held-out inputs:
+  // a mean or an AUROC hides a gate that is half open for many inputs.
   unlearn: r => {
     const d = r.detector || {};
+    const g = d.gate || {};
+    // out-of-fold weights where there were enough held-out inputs to fold, else the in-sample ones
+    const pick = w => w && (w.cross_validated && w.cross_validated.n ? w.cross_validated : w.in_sample);
+    const forget = pick(g.held_out_forget), kept = pick(g.reference);
     const overlap = (r.overlap || []).map(o => ({ request: o.request + 1, "mean ‖A_k·A_tᵀ‖": o.mean_fro, "max ‖A_k·A_tᵀ‖": o.max_fro }));
+    const dist = (name, w) => w && w.n ? { inputs: name, n: w.n, "open (≥ 0.9)": share(w.frac_open), "shut (≤ 0.05)": share(w.frac_closed),
+      mean: w.mean, q05: w.quantiles.q05, median: w.quantiles.median, q95: w.quantiles.q95 } : null;
+    const rows = [
+      dist("held-out forget, out-of-fold", forget), dist("held-out forget, in-sample", (g.held_out_forget || {}).in_sample),
+      dist("retained/reference, out-of-fold", kept), dist("retained/reference, in-sample", (g.reference || {}).in_sample),
+      ...Object.entries(g.reference_by_source || {}).map(([k, w]) => dist(`reference: ${k}`, w)),
+      dist("paper gate: held-out forget", (g.paper_gate || {}).held_out_forget), dist("paper gate: reference", (g.paper_gate || {}).reference),
+    ].filter(Boolean);
+    const gateStats = g.held_out_forget
+      ? [stat("held-out forget inputs the gate opens", share(forget && forget.frac_open), "gate-forget"),
+         stat("retained inputs it shuts exactly", share(kept && kept.frac_closed), "gate-retained")]
+      : [stat("gate on forget inputs", num(d.rest_weight_mean, 3), "gate-forget"),
+         stat("gate on retained inputs", num(d.reference_weight_mean, 3), "gate-retained")];
     return {
-      id: "unlearn-report", title: `Unlearning — request ${esc(r.n_requests)}`,
-      stats: [stat("forget examples", num(r.n_forget)), stat("gate on forget inputs", num(d.rest_weight_mean, 3), "gate-forget"),
-              stat("gate on retained inputs", num(d.reference_weight_mean, 3), "gate-retained"),
+      id: "unlearn-report", title: `Unlearning — request ${esc(r.n_requests)}${g.gate ? ` (${esc(g.gate)} gate)` : ""}`,
+      stats: [stat("forget examples", num(r.n_forget)), ...gateStats,
               stat("detector AUROC", d.auroc == null ? "—" : Number(d.auroc).toFixed(3), "auroc")],
       body: `<div class="curves"><div class="curve-box"><h3>forget loss</h3>${lineChart((r.losses || []).map((y, i) => [i + 1, y]), "unlearn-loss")}</div>
         <div class="curve-box"><h3>orthogonality loss</h3>${lineChart((r.orth_losses || []).map((y, i) => [i + 1, y]), "orth-loss")}</div></div>
         <h3>against earlier requests</h3>${overlap.length ? rowsTable(overlap, "overlap") : "<p class='muted'>first request: nothing to be orthogonal to</p>"}
-        <h3>gate</h3>${kvTable(Object.fromEntries(["m1", "m2", "s", "n_used", "n_rest", "n_reference"].filter(k => k in d).map(k => [k, d[k]])), "gate-calibration")}
+        ${rows.length ? `<h3>gate weights</h3>${rowsTable(rows, "gate-distribution")}` : ""}
+        <details><summary>gate calibration</summary>${kvTable(g.calibration || Object.fromEntries(["m1", "m2", "s", "n_used", "n_rest", "n_reference"].filter(k => k in d).map(k => [k, d[k]])), "gate-calibration")}</details>
         <p class="muted">The o3/ detectors hold encoder features of the forget set: share this version only with those who may read that data.</p>`,
       skip: ["n_requests", "n_forget", "losses", "orth_losses", "overlap", "detector"],
     };
