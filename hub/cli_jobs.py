@@ -107,12 +107,28 @@ def _results(job: dict) -> list[str]:
             for ref, obj in zip(job["results"], objects)]
 
 
+LONG = 80  # a result value longer than this (per-item strings, score lists) is summarised; --json shows it whole
+
+
+def _print_result(result: dict) -> None:
+    """A job's result as key/value rows: per-item values (an evaluate's `correct` string of 200 digits, its
+    `scores` list) become a count, so the numbers a user came for stay on one screen; `--json` prints everything."""
+    table = Table(show_header=False, box=None)
+    for key, value in result.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        if len(text) > LONG:
+            size = len(value) if isinstance(value, (str, list, dict)) else len(text)
+            text = f"({size} {'characters' if isinstance(value, str) else 'items'}; --json shows them)"
+        table.add_row(f"[bold]{escape(str(key))}[/bold]", escape(text))
+    console.print(table)
+
+
 def _report(job: dict) -> None:
     colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(job["state"], "white")
     console.print(f"job {job['id'][:SHORT_ID]} [{colour}]{job['state']}[/{colour}] {', '.join(_results(job))}",
                   highlight=False)
     if job.get("result"):
-        console.print_json(json.dumps(job["result"]))
+        _print_result(job["result"])
     if job["error"]:
         err.print(f"[red]{escape(job['error']['type'])}: {escape(job['error']['message'])}[/red]")
     if job["state"] != "succeeded":
@@ -345,7 +361,7 @@ def jobs_show(job_id: str = JOB_ID, as_json: bool = JSON):
     console.print(table)
     if job.get("result"):
         console.print("[bold]result[/bold]")
-        console.print_json(json.dumps(job["result"]))
+        _print_result(job["result"])
 
 
 @jobs_app.command("wait")

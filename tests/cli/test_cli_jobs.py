@@ -108,3 +108,17 @@ def test_wait_gives_up_after_a_while_and_says_how_to_follow_the_job_again(cli_en
         cli_jobs._wait(client, job_id)
     said = capsys.readouterr().err
     assert f"adaptarium jobs wait {job_id[:8]}" in said and "goes on" in said
+
+
+def test_a_job_result_prints_its_numbers_and_counts_per_item_values():
+    """An evaluate's per-item `correct` string and `scores` list would fill the screen; a user came for exact_match."""
+    from hub.cli_common import console
+    from hub.cli_jobs import _print_result
+
+    correct = "10" * 100
+    with console.capture() as captured:
+        _print_result({"eval/bool/exact_match": 0.5, "eval/bool/correct": correct, "scores": [0.25] * 200})
+    out = captured.get()
+    assert "eval/bool/exact_match" in out and "0.5" in out
+    assert correct not in out and "(200 characters; --json shows them)" in out
+    assert "(200 items; --json shows them)" in out
