@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from generation.config import GenerateConfig, GeneratorConfig
-from lora.config import ESSENTIAL, MAX_COUNT, MAX_ITEMS, MAX_SEED, MAX_TEXT, Text, TrainConfig  # noqa: F401
+from lora.config import ESSENTIAL, MAX_SEED, MAX_TEXT, TrainConfig
 from merging.config import MergeConfig
 from transfer.config import KitConfig, TransferConfig
 from unlearning.config import UnlearnConfig

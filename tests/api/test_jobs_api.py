@@ -220,7 +220,7 @@ def test_cli_train_evaluate_and_generic_submit_logs_cancel_retry(jobs_hub, monke
                          "-p", "task=builtin:caesar_shift?n=8&test=4&seed=1"])
     assert r.exit_code == 0 and "eval/caesar_shift/exact_match" in r.output, r.output  # the base alone: data only
 
-    r = cli.invoke(app, ["jobs", "submit", "noop", "-p", "seconds=30"])
+    r = cli.invoke(app, ["jobs", "submit", "noop", "-p", "seconds=30", "--no-wait"])  # every command waits by default
     assert r.exit_code == 0, r.output
     job_id = r.output.split("noop job ", 1)[1].split()[0]
     with jobs_hub.client() as c:
@@ -232,7 +232,7 @@ def test_cli_train_evaluate_and_generic_submit_logs_cancel_retry(jobs_hub, monke
     assert r.exit_code == 1 and "cancelled" in r.output
     r = cli.invoke(app, ["jobs", "logs", job_id])
     assert r.exit_code == 0 and "cancellation requested" in r.output and "cancelled" in r.output
-    r = cli.invoke(app, ["jobs", "retry", job_id])
+    r = cli.invoke(app, ["jobs", "retry", job_id, "--no-wait"])
     assert r.exit_code == 0 and "queued" in r.output
     assert cli.invoke(app, ["jobs", "cancel", job_id]).exit_code == 0
 
