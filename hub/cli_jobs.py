@@ -18,7 +18,7 @@ from rich.table import Table
 
 from hub.cli_common import JSON, SHORT_ID, client, console, err, fail, get_or_fail, print_json, split_ref
 from hub.cli_params import (PARAM, WAIT, collect, field_of, kinds_table, option, params_table, parse_params,
-                            parse_value)
+                            parse_value, required_option)
 from hub.client import ClientError, HubClient
 
 jobs_app = typer.Typer(help="Jobs: submit, kinds, ls, show, wait, logs, cancel, retry.", no_args_is_help=True)
@@ -170,7 +170,7 @@ def jobs_kinds(kind: str = typer.Argument(None, help="One kind: its parameters w
 
 @command()
 def train(task: str = option("train", "task"), dataset: str = option("train", "dataset"),
-          base: str = typer.Option(..., help="The base model to train on."),
+          base: str = required_option("train", "base"),
           into: str = typer.Option(..., help="Output adapter namespace/name."),
           steps: int = option("train", "steps"), rank: int = option("train", "rank"),
           lr: float = option("train", "lr"), param: list[str] = PARAM, wait: bool = WAIT):
@@ -195,9 +195,7 @@ def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns
           method: str = option("merge", "method"), rank: int = option("merge", "rank"),
           density: float = option("merge", "density"),
           weights: str = option("merge", "weights", help="Comma-separated, one per input."),
-          fit: list[str] = typer.Option(None, "--fit", help="Fit the merge's coefficients on a few examples per "
-                                        "input (route: the router's examples): a dataset ns/name[@ref] or "
-                                        "builtin:<task>?n=16, once per input, in the inputs' order."),
+          fit: list[str] = option("merge", "fit", "--fit", help=None),
           fit_budget: int = option("merge", "fit_budget"), router: str = option("merge", "router"),
           param: list[str] = PARAM, wait: bool = WAIT):
     """Merge adapters with LoRA-LEGO or a standard method, as a job; with --fit, its coefficients are fitted on
@@ -211,8 +209,8 @@ def merge(inputs: list[str] = typer.Argument(..., help="Two or more versions: ns
 
 
 @command(name="transfer-kit")
-def transfer_kit(version: str, task: str = option("transfer_kit", "task", help="builtin:<task>?n=...: the real data"),
-                 dataset: str = option("transfer_kit", "dataset", help="A dataset version with the real data."),
+def transfer_kit(version: str, task: str = option("transfer_kit", "task"),
+                 dataset: str = option("transfer_kit", "dataset"),
                  into: str = typer.Option(..., help="Kit name namespace/name (adapter + seed dataset)."),
                  seeds: int = option("transfer_kit", "seeds"), param: list[str] = PARAM, wait: bool = WAIT):
     """Make a Trans-LoRA kit for an adapter version while its data exists (discriminator + seeds)."""
@@ -232,7 +230,7 @@ def transfer(version: str, to: str = typer.Option(..., "--to", help="The target 
 
 
 @command()
-def unlearn(version: str, forget: str = typer.Option(..., help="Dataset version or builtin:<task> to forget."),
+def unlearn(version: str, forget: str = required_option("unlearn", "forget"),
             into: str = typer.Option(None, help="Output namespace/name (default: the input's, as its next version)."),
             relabel: str = option("unlearn", "relabel"), param: list[str] = PARAM, wait: bool = WAIT):
     """O3 unlearning: the next version forgets a set (orthogonal LoRA + OOD-gated soft load)."""

@@ -36,6 +36,11 @@ def option(kind: str, name: str, *flags: str, help: str | None = None):
     return typer.Option(None, *flags, help=text, show_default=False)
 
 
+def required_option(kind: str, name: str, *flags: str):
+    """A command option for a params field the command cannot do without; its help the field's description."""
+    return typer.Option(..., *flags, help=field_of(kind, name).get("description", ""))
+
+
 def _show(value) -> str:
     if value is None:
         return "none"

@@ -81,7 +81,8 @@ def Seed():
 
 
 # "pick": the form offers the built-in tasks (GET /job-kinds lists them) for a field of this type
-Task = Annotated[str, Field(max_length=MAX_TEXT, json_schema_extra={"pick": "builtin_task"}), AfterValidator(check_task)]
+Task = Annotated[str, Field(max_length=MAX_TEXT, json_schema_extra={"pick": "builtin_task"}),
+                 AfterValidator(check_task)]
 BASE = "the registered base model"
 
 
@@ -148,8 +149,8 @@ class MergeParams(Params, MergeConfig):
     """merging.config.MergeConfig, plus the example sets a fitted merge scores (one per input)."""
 
     fit: list[ref("dataset", relation="fitted_on", builtin=True)] | None = Field(
-        None, min_length=1, max_length=64, description="fit the coefficients on a few examples per input: a dataset "
-        "or builtin:<task> per input, in the inputs' order")
+        None, min_length=1, max_length=64, description="a few examples per input to fit the merge's coefficients on "
+        "(route: the router's examples): a dataset or builtin:<task>?n=16 per input, in the inputs' order")
 
     @model_validator(mode="after")
     def _fit_starts_within_bound(self):

@@ -101,3 +101,29 @@ def test_a_method_command_sends_p_values_typed_and_no_wait_returns_at_once(cli_e
     params = cli_env.client().get(f"/api/v1/jobs/{job_id}").json()["params"]
     assert params["steps"] == 3 and params["target_modules"] == ["q_proj"] and params["use_rslora"] is True
     assert params["rank"] == 8  # unset options leave the declared default to the hub
+
+
+@pytest.mark.parametrize("command", sorted(SUBMITTING))
+def test_each_method_commands_options_have_the_declared_type_help_and_no_default_of_their_own(command):
+    """An option named after a field of the kind is typed as the field is declared, says the field's description,
+    and is unset unless given (the hub fills in the declared default) or required, so the CLI cannot drift from the
+    declaration."""
+    import inspect
+
+    from typer.models import OptionInfo
+
+    functions = {name or fn.__name__: fn for name, fn in cli_jobs.COMMANDS}
+    kind = command.replace("-", "_")
+    properties = describe(KINDS[kind])["params_schema"]["properties"]
+    expected = {"integer": "int", "number": "float", "string": "str", "array": "list[str]"}
+    checked = 0
+    for name, parameter in inspect.signature(functions[command]).parameters.items():
+        field, info = properties.get(name), parameter.default
+        if field is None or not isinstance(info, OptionInfo) or (command, name) == ("infer", "base") \
+                or name == "weights":
+            continue  # infer's --base is a flag (TARGET is a base); --weights is read as the field's list
+        declared = [v.get("type") for v in field.get("anyOf", [field]) if v.get("type") != "null"][0]
+        assert parameter.annotation == expected[declared], (command, name)
+        assert field["description"] in info.help and info.default in (None, ...), (command, name)
+        checked += 1
+    assert checked >= 1, command
