@@ -4,8 +4,8 @@ caller (e.g. the transfer kit found through lineage), or raises Invalid, so a jo
 nothing queued. Each is named on its kind's spec line in hub.job_kinds."""
 from __future__ import annotations
 
-from hub import registry
-from hub.registry import Invalid
+# each check imports hub.registry when it runs (in the API, with the database): the CLI reads the kinds' declaration
+# through hub.job_kinds without loading SQLAlchemy
 
 
 def _base_name(version) -> str | None:
@@ -18,6 +18,9 @@ def _file_names(version) -> set[str]:
 
 def transfer_kit(resolved) -> dict:
     """The real data must hold more examples than the kit keeps as seeds."""
+    from hub import registry
+    from hub.registry import Invalid
+
     params = resolved.params
     for dataset in resolved.refs.get("dataset", []):
         records = (dataset.metrics or {}).get("records")
@@ -29,6 +32,9 @@ def transfer_kit(resolved) -> dict:
 
 def transfer(resolved) -> dict:
     """Find the kit (named, or the newest readable `discriminates_for` the source) and check it fits the source."""
+    from hub import registry
+    from hub.registry import Invalid
+
     params = dict(resolved.params)
     (source,) = resolved.inputs
     source_ref = registry.version_ref(source)
@@ -62,6 +68,8 @@ def _builtin_size(spec: str) -> int:
 
 def unlearn(resolved) -> dict:
     """The forget set must be big enough for the detector's 80/20 split (a dataset's size is in its metrics)."""
+    from hub.registry import Invalid
+
     params = resolved.params
     forget = params["forget"]
     size = _builtin_size(forget) if forget.startswith("builtin:") else \
@@ -75,6 +83,9 @@ def unlearn(resolved) -> dict:
 def train_generator(resolved) -> dict:
     """One family: the inputs agree on base, rank, alpha and targets (generation.family), and each carries its
     training trajectory (checkpoints/step-N/ files, from train with checkpoint_every)."""
+    from hub import registry
+    from hub.registry import Invalid
+
     from generation.family import family_mismatches
 
     refs = {registry.version_ref(v): v for v in resolved.inputs}
@@ -102,6 +113,9 @@ def train_generator(resolved) -> dict:
 
 def generate(resolved) -> dict:
     """The condition must be the kind the generator was trained on (recorded in its metrics)."""
+    from hub import registry
+    from hub.registry import Invalid
+
     (generator,) = resolved.inputs
     kind = (generator.metrics or {}).get("condition")
     params = resolved.params
