@@ -154,6 +154,8 @@ def arrow_scores(model, tokenizer, prompts: list[str], prototypes: dict[str, tor
     tokenizer.padding_side = "left"
     experts = next(iter(prototypes.values())).shape[0]
     totals = np.zeros((len(prompts), experts))
+    # the decoder without its LM head: no logits are needed (the head of a 49k vocabulary costs several layers)
+    backbone = getattr(model, getattr(model, "base_model_prefix", ""), model)
     with exclusive(model):
         state: dict = {}
         handles = []
@@ -173,7 +175,7 @@ def arrow_scores(model, tokenizer, prompts: list[str], prototypes: dict[str, tor
                 enc = tokenizer(prompts[start:start + BATCH], return_tensors="pt", padding=True).to(device)
                 mask = enc["attention_mask"].float()
                 state.update(mask=mask, sum=torch.zeros(mask.shape[0], experts, device=device))
-                model(**enc)
+                backbone(**enc)
                 totals[start:start + mask.shape[0]] = (state["sum"] / len(prototypes)).cpu().numpy()
         finally:
             for handle in handles:
