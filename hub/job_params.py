@@ -121,13 +121,15 @@ class TrainParams(TaskOrDataset, TrainConfig):
 class EvaluateParams(TaskOrDataset):
     """Scores an input version (into its metrics), or with no input a base model alone (`base`; result data only).
     An O3 (unlearned) version is scored with its gate unless gate is "off" (the plain PEFT files); "calibrated" /
-    "paper" put that gate on every request's detector (the ablation)."""
+    "paper" put that gate on every request's detector (the ablation). A routed merge is scored routed (every item
+    to its expert) unless gate is "off" (its plain PEFT files, the experts' cat merge)."""
 
     base: ref("base") | None = Field(None, description=BASE + " to score alone (no input version)",
                                      json_schema_extra=ESSENTIAL)
     gate: Literal["auto", "off", "calibrated", "paper"] = Field("auto", description='O3 versions: "auto" (each '
                                                                 'detector\'s own gate), "off", or "calibrated" / '
-                                                                '"paper" on every detector')
+                                                                '"paper" on every detector; routed merges: '
+                                                                '"off" scores the plain files, not routed')
     split: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
                               description='a built-in task\'s "train" or "test" (default); a dataset\'s rows whose '
                               '"split" field has this value (default: every row)')
@@ -208,7 +210,8 @@ MAX_PROMPTS, MAX_PROMPT_CHARS = 64, 4000
 
 
 class InferParams(Params):
-    """Completions from a version (gated when it is an O3 version) or, with no input, from `base` alone."""
+    """Completions from a version (gated when it is an O3 version, routed when it is a routed merge) or, with no
+    input, from `base` alone."""
 
     base: ref("base") | None = Field(None, description=BASE + " to run alone (no input version)",
                                      json_schema_extra=ESSENTIAL)
@@ -218,7 +221,8 @@ class InferParams(Params):
     temperature: float = Field(0.0, ge=0, le=10, description="sampling temperature (0: greedy)")
     seed: int = Seed()
     gate: Literal["auto", "off", "calibrated", "paper"] = Field("auto", description='O3 versions: "auto", "off", '
-                                                                '"calibrated" or "paper"')
+                                                                '"calibrated" or "paper"; routed merges: "off" '
+                                                                'runs the plain files, not routed')
 
     def check_inputs(self, inputs: list[str]) -> None:
         if bool(inputs) == (self.base is not None):
