@@ -129,6 +129,14 @@ def test_a_routed_merge_job_publishes_its_experts_and_routes_infer_and_evaluate(
         assert scores["route_top"] == [1] * 6 and scores["route_top1_counts"] == [0, 6]
         assert len(scores["route_weights"]) == 6 and 0 < scores["routing_share"] < 1
         assert c.get(path).json()["metrics"]["eval/add_constant/route_top1_counts"] == [0, 6]
+        # gate "off": the plain PEFT files (the experts' cat merge), not routed, under keys of their own
+        plain = run_job(c, {"kind": "infer", "inputs": [ref], "params": {"prompts": ROUTE_PROMPTS[:1],
+                                                                         "max_new_tokens": 4, "gate": "off"}})
+        assert plain["state"] == "succeeded" and "route_weights" not in plain["result"]
+        plain = run_job(c, {"kind": "evaluate", "inputs": [ref],
+                            "params": {"task": "builtin:add_constant?n=8&test=6&k=5", "gate": "off"}})
+        assert "eval/add_constant/unrouted/exact_match" in plain["result"]
+        assert "route_top" not in plain["result"]["scores"]
 
 
 def test_route_with_the_examples_router_needs_fit_at_submit(merge_world):
