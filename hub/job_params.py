@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from generation.config import GenerateConfig, GeneratorConfig
 from lora.config import ESSENTIAL, MAX_SEED, MAX_TEXT, TrainConfig
@@ -94,6 +94,14 @@ class Params(BaseModel):
 
     def check_inputs(self, inputs: list[str]) -> None:
         """Rules that tie params to the job's inputs (raise ValueError); none by default."""
+
+
+def params_for(config: type[BaseModel], base: type[Params] | None = None, **references) -> type[Params]:
+    """A kind's params model made on its spec line: the method's config plus the registry objects the job names, each
+    `name=(ref(...), Field(...))`, as strict as every kind's params. Write a class instead where params must agree
+    with each other or with the job's inputs beyond what the config checks."""
+    return create_model(f"{config.__name__.removesuffix('Config')}Params", __base__=(base or Params, config),
+                        __module__=__name__, **references)
 
 
 class TaskOrDataset(Params):
@@ -179,9 +187,8 @@ class NoopParams(Params):
     seconds: float = Field(0.0, ge=0, le=600, description="how long the job waits")
 
 
-class TransferKitParams(TaskOrDataset, KitConfig):
-    """transfer.config.KitConfig for the input adapter, made from the real task data: a dataset version or a
-    built-in task."""
+# transfer.config.KitConfig for the input adapter, made from the real task data: a dataset version or a built-in task
+TransferKitParams = params_for(KitConfig, base=TaskOrDataset)
 
 
 class TransferParams(Params, TransferConfig):

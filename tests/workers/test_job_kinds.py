@@ -91,6 +91,34 @@ def test_the_api_accepts_exactly_the_range_the_method_config_takes(kind):
             assert api_takes == worker_takes, f"{kind}.{name}={value}: API {api_takes}, worker {worker_takes}"
 
 
+def test_a_new_kind_is_its_method_config_plus_one_spec_line():
+    """params_for makes a kind's params on its spec line: the config's fields, limits and descriptions, the registry
+    objects the job names (references, lineage), strict types; schema, CLI and checks read it like any other."""
+    from pydantic import Field
+
+    from generation.config import GenerateConfig
+    from hub.cli_params import parse_params
+    from hub.job_kinds import KindSpec, describe
+    from hub.job_params import params_for, ref
+
+    spec = KindSpec("demo", params_for(GenerateConfig, examples=(ref("dataset", relation="conditioned_on"),
+                                                                 Field(description="task examples"))),
+                    (1, 1), "adapter", "gpu", "a kind in one line", relation="generated_by", input_object="generator")
+    described = describe(spec)
+    assert spec.method_config is GenerateConfig and spec.declared_relations == ("conditioned_on", "generated_by")
+    assert set(GenerateConfig.model_fields) | {"examples"} == set(described["params_schema"]["properties"])
+    assert described["references"]["examples"] == {"object": "dataset", "relation": "conditioned_on",
+                                                   "builtin": False}
+    params = parse_params(["examples=team/d@1", "samples=3"], described["params_schema"])
+    parsed = spec.params.model_validate(params)
+    assert parsed.samples == 3 and [r.where for r in references(spec, ["team/gen@1"], parsed.model_dump())] == [
+        "inputs[0]", "params.examples"]
+    for bad in ({"examples": "team/d@1", "samples": 0}, {"examples": "team/d@1", "samples": "3"},
+                {"examples": "not a ref"}):
+        with pytest.raises(ValueError):
+            spec.params.model_validate(bad)
+
+
 def test_min_forget_examples_below_the_workers_minimum_is_refused_at_submit():
     from unlearning.config import UnlearnConfig
 
