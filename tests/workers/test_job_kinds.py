@@ -1,6 +1,7 @@
 """The job-kind spec is the one source: every kind has a worker module, its params are its method's config (so the
-API accepts exactly the range the worker takes), and every registry object any kind names is authorised at submit — tests generated from hub.job_kinds.KINDS, so a new
-kind is covered the moment its spec line exists (and fails here until it has an example job below)."""
+API accepts exactly the range the worker takes), it publishes only the lineage it declares, and every registry object
+any kind names is authorised at submit — tests generated from hub.job_kinds.KINDS, so a new kind is covered the
+moment its spec line exists (and fails here until it has an example job below)."""
 from __future__ import annotations
 
 import importlib
