@@ -72,11 +72,11 @@ class KindSpec:
     def check_published(self, object: str, relations) -> None:
         """Refuse a result the declaration does not allow: an object it does not produce, or an undeclared edge."""
         if object not in self.produces:
-            raise ValueError(f"a {self.name} job published a {object}, which its KindSpec does not declare "
+            raise ValueError(f"the {self.name} job published a result of type {object!r}, which its KindSpec does not declare "
                              f"(produces: {', '.join(self.produces) or 'nothing'})")
         undeclared = sorted(set(relations) - set(self.declared_relations))
         if undeclared:
-            raise ValueError(f"a {self.name} job published lineage {', '.join(undeclared)}, which its KindSpec does "
+            raise ValueError(f"the {self.name} job published lineage {', '.join(undeclared)}, which its KindSpec does "
                              f"not declare (declared: {', '.join(self.declared_relations)})")
 
     def result_objects(self, params: dict, count: int) -> list[str]:

@@ -168,7 +168,7 @@ def test_the_runner_refuses_a_result_the_kind_does_not_declare():
     KINDS["merge"].check_published("adapter", ["merged_from", "fitted_on"])
     with pytest.raises(ValueError, match="lineage forgets, which its KindSpec does not declare"):
         KINDS["merge"].check_published("adapter", ["merged_from", "forgets"])
-    with pytest.raises(ValueError, match="published a dataset"):
+    with pytest.raises(ValueError, match="published a result of type 'dataset'"):
         KINDS["merge"].check_published("dataset", ["merged_from"])
     KINDS["transfer_kit"].check_published("dataset", ["seeds_for"])
     assert set(RELATIONS) == {r for spec in KINDS.values() for r in spec.declared_relations}
