@@ -119,13 +119,23 @@ class Service:
         if cached and (cached["state"] == "succeeded" or (cached["state"] == "failed" and not retry_failed)):
             return cached
         start = time.time()
+        # The body's hash is the Idempotency-Key: a run stopped before this job ended (the cache records a job
+        # when it ends) finds it again, still running or taken over by the worker's recovery, instead of
+        # submitting a twin that trains the same thing a second time. One that ended cancelled (or failed, with
+        # retry_failed) is retried, the same job again.
+        headers = {"Idempotency-Key": key}
         # ?wait: the API answers as soon as the job ends (most jobs here take seconds; polling would add ~0.25 s each)
-        r = self.http.post("/api/v1/jobs", json=body, params={"wait": 60}, timeout=120)
+        r = self.http.post("/api/v1/jobs", json=body, params={"wait": 60}, headers=headers, timeout=120)
         if r.status_code == 429:  # someone else's waits fill this token's slots: submit and poll instead
-            r = self.http.post("/api/v1/jobs", json=body)
+            r = self.http.post("/api/v1/jobs", json=body, headers=headers)
         if r.status_code != 202:
             raise RuntimeError(f"{label or body['kind']}: {r.status_code} {r.text}")
         job = r.json()
+        if job["state"] == "cancelled" or (job["state"] == "failed" and retry_failed):
+            r = self.http.post(f"/api/v1/jobs/{job['id']}/retry")
+            if r.status_code != 202:
+                raise RuntimeError(f"{label or body['kind']}: retry {r.status_code} {r.text}")
+            job = r.json()
         deadline = time.monotonic() + timeout
         while job["state"] not in TERMINAL and time.monotonic() < deadline:
             time.sleep(0.25)
