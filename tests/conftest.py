@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 PG_ADMIN_URL = os.environ.get("ADAPTARIUM_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -39,6 +40,20 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing answered on 127.0.0.1:{port} within {timeout}s")
+
+
+def wait_for_health(url: str, proc, timeout: float = 90.0) -> None:
+    """Until the hub at `url` answers /healthz; fails at once if its process `proc` exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, f"the hub exited with {proc.returncode}"
+        assert time.monotonic() < deadline, f"the hub at {url} did not answer within {timeout} s"
+        time.sleep(0.3)
 
 
 def listening(port: int) -> bool:

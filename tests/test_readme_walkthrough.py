@@ -8,12 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_for_health
 
 
 def walkthrough() -> str:
@@ -34,15 +33,7 @@ def test_the_readme_walkthrough_runs_as_written_on_a_fresh_hub(tmp_path):
     hub = subprocess.Popen(["adaptarium", "up", "--port", str(port)], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert hub.poll() is None and time.monotonic() < deadline, "adaptarium up did not answer"
-            time.sleep(0.3)
+        wait_for_health(url, hub)
         # each traced line carries the seconds since the start: a slow step shows in the output of a failure
         script = "SECONDS=0; PS4='+ [${SECONDS}s] '; set -x\n" + walkthrough()
         trace = tmp_path / "walkthrough.log"  # stdout and the trace, with each line's start time, as it runs

@@ -11,7 +11,7 @@ import httpx
 
 from tests.api.conftest import make_adapter_dir
 from tests.cli.conftest import invoke
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for_health
 
 
 def test_bases_push_ls_show_pull_round_trip(cli_env, tmp_path):
@@ -73,15 +73,7 @@ def test_up_starts_the_hub_and_a_worker_on_the_embedded_defaults(tmp_path):
                             start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "hub did not answer"
-            time.sleep(0.3)
+        wait_for_health(url, proc, timeout=60)
         token_file = data_dir / "admin-token"
         assert token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()

@@ -9,8 +9,19 @@ from hub import dispatch
 from hub.dispatch import celery_config
 
 
+def round_trip(folder, payload: dict) -> None:
+    """Put one message on the embedded broker in `folder`, get it back within 5 s and acknowledge it."""
+    config = celery_config(f"filesystem://{folder}")
+    with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
+        queue = conn.SimpleQueue("cpu")
+        queue.put(payload)
+        message = queue.get(timeout=5)
+        assert message.payload == payload
+        message.ack()
+        queue.close()
+
+
 def test_a_message_is_written_aside_and_renamed_into_the_queue(tmp_path, monkeypatch):
-    config = celery_config(f"filesystem://{tmp_path}")
     renames = []
     real_replace = os.replace
 
@@ -20,13 +31,7 @@ def test_a_message_is_written_aside_and_renamed_into_the_queue(tmp_path, monkeyp
         real_replace(src, dst)
 
     monkeypatch.setattr(dispatch.os, "replace", replace)
-    with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
-        queue = conn.SimpleQueue("cpu")
-        queue.put({"job": "abc"})
-        message = queue.get(timeout=10)
-        assert message.payload == {"job": "abc"}
-        message.ack()
-        queue.close()
+    round_trip(tmp_path, {"job": "abc"})
     ((src, dst),) = renames
     assert src.startswith(".partial-") and dst.endswith(".cpu.msg") and src.partition(".")[2] != "cpu.msg"
     assert not os.listdir(tmp_path / "queue")
@@ -38,14 +43,7 @@ def test_a_message_is_delivered_whatever_the_process_temp_dir_is(tmp_path, monke
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone" / "away"))
-    config = celery_config(f"filesystem://{tmp_path / 'broker'}")
-    with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
-        queue = conn.SimpleQueue("cpu")
-        queue.put({"job": "def"})
-        message = queue.get(timeout=5)
-        assert message.payload == {"job": "def"}
-        message.ack()
-        queue.close()
+    round_trip(tmp_path / "broker", {"job": "def"})
     assert not os.listdir(tmp_path / "broker" / "queue")
     assert not os.listdir(tmp_path / "broker" / "processed")
 
@@ -53,11 +51,4 @@ def test_a_message_is_delivered_whatever_the_process_temp_dir_is(tmp_path, monke
 def test_a_second_broker_folder_in_the_same_process_gets_its_messages(tmp_path):
     """kombu remembers bindings per process and wrote the second folder's binding nowhere: its messages vanished."""
     for name in ("first", "second"):
-        config = celery_config(f"filesystem://{tmp_path / name}")
-        with Connection(config["broker_url"], transport_options=config["broker_transport_options"]) as conn:
-            queue = conn.SimpleQueue("cpu")
-            queue.put({"job": name})
-            message = queue.get(timeout=5)
-            assert message.payload == {"job": name}
-            message.ack()
-            queue.close()
+        round_trip(tmp_path / name, {"job": name})
