@@ -39,6 +39,7 @@ from safetensors.torch import load, save
 from lora import Adapter
 from lora.encoder import load_encoder, sentence_features
 from lora.gating import GateCalibration, Router, fit_router, routing_summary
+from lora.manifest import read_manifest
 from merging.config import MergeConfig
 from merging.errors import MergeError
 
@@ -102,14 +103,7 @@ class RoutedMerge:
 
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> "RoutedMerge":
-        if MANIFEST not in files:
-            raise ValueError(f"not a routed merge: {MANIFEST} is missing")
-        manifest = json.loads(files[MANIFEST])
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"unknown routed merge format {manifest.get('format')!r}")
-        missing = [f for f in manifest["files"] if f not in files]
-        if missing:
-            raise ValueError(f"routed merge is missing files: {missing[:5]}")
+        manifest = read_manifest(files, MANIFEST, FORMAT, "routed merge")
         experts = [Adapter.from_bytes(files[e["folder"] + "adapter_config.json"],
                                       files[e["folder"] + "adapter_model.safetensors"]) for e in manifest["experts"]]
         router = manifest["router"]

@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load, save
 
 from lora import Adapter
+from lora.manifest import read_manifest
 from unlearning.detector import Detector
 
 ROOT = "o3/"
@@ -69,14 +70,7 @@ class O3State:
     @classmethod
     def from_files(cls, files: dict[str, bytes]) -> "O3State":
         """Read what to_files wrote (other keys, e.g. the version's primary adapter files, are ignored)."""
-        if MANIFEST not in files:
-            raise ValueError(f"not an O3 state: {MANIFEST} is missing")
-        manifest = json.loads(files[MANIFEST])
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"unknown O3 state format {manifest.get('format')!r}")
-        missing = [f for f in manifest["files"] if f not in files]
-        if missing:
-            raise ValueError(f"O3 state is missing files: {missing[:5]}")
+        manifest = read_manifest(files, MANIFEST, FORMAT, "O3 state")
         adapters = {name: Adapter.from_bytes(files[f"{ROOT}{name}/adapter_config.json"],
                                              files[f"{ROOT}{name}/adapter_model.safetensors"])
                     for name in ("task", "unlearn")}
