@@ -173,11 +173,14 @@ def train(task: str = option("train", "task"), dataset: str = option("train", "d
           base: str = required_option("train", "base"),
           into: str = typer.Option(..., help="Output adapter namespace/name."),
           steps: int = option("train", "steps"), rank: int = option("train", "rank"),
-          lr: float = option("train", "lr"), param: list[str] = PARAM, wait: bool = WAIT):
-    """Fine-tune a LoRA on a built-in task or a registry dataset, as a job."""
+          lr: float = option("train", "lr"),
+          continue_from: str = typer.Option(None, "--from", help="An adapter version to continue training (its "
+                                            "weights, rank, alpha and targets are the start)."),
+          param: list[str] = PARAM, wait: bool = WAIT):
+    """Fine-tune a LoRA on a built-in task or a registry dataset, as a job (from scratch, or --from a version)."""
     params = collect("train", {"base": base, "task": task, "dataset": dataset, "steps": steps, "rank": rank,
                                "lr": lr}, param)
-    _submit("train", [], params, into, wait)
+    _submit("train", [continue_from] if continue_from else [], params, into, wait)
 
 
 @command()

@@ -16,6 +16,18 @@ def _file_names(version) -> set[str]:
     return {f["name"] for f in version.files}
 
 
+def train(resolved) -> dict:
+    """Continued training runs on the base the input adapter was trained on."""
+    from hub import registry
+    from hub.registry import Invalid
+
+    for source in resolved.inputs:
+        if _base_name(source) != resolved.params["base"]:
+            raise Invalid(f"inputs[0] {registry.version_ref(source)} is on base {_base_name(source)!r}, not "
+                          f"params.base {resolved.params['base']!r}: continue training on the adapter's own base")
+    return resolved.params
+
+
 def transfer_kit(resolved) -> dict:
     """The real data must hold more examples than the kit keeps as seeds."""
     from hub import registry

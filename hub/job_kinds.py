@@ -95,8 +95,10 @@ def _train_objects(params: dict) -> tuple[str, ...]:
 
 
 KINDS: dict[str, KindSpec] = {spec.name: spec for spec in [
-    KindSpec("train", p.TrainParams, (0, 0), "adapter", "gpu", "LoRA fine-tuning on a built-in task or a dataset",
-             published=_train_objects, relations=("discriminates_for", "seeds_for")),
+    KindSpec("train", p.TrainParams, (0, 1), "adapter", "gpu",
+             "LoRA fine-tuning on a built-in task or a dataset (from scratch, or continuing an input adapter)",
+             relation="continued_from", check=checks.train, published=_train_objects,
+             relations=("discriminates_for", "seeds_for")),
     KindSpec("evaluate", p.EvaluateParams, (0, 1), "metrics", "gpu",
              "exact match of a version (or of a base alone) on a task's test split or a dataset; into its metrics"),
     KindSpec("merge", p.MergeParams, (2, 64), "adapter", "cpu", "LoRA-LEGO or a standard merge of adapters on one base",

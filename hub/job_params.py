@@ -119,11 +119,18 @@ class TaskOrDataset(Params):
 
 
 class TrainParams(TaskOrDataset, TrainConfig):
-    """lora.config.TrainConfig, plus the base to train on and the data."""
+    """lora.config.TrainConfig, plus the base to train on and the data. With one input adapter the LoRA starts from
+    its weights and keeps its rank, alpha and target modules (continued training: a benchmark's convergence check
+    extends a run instead of repeating it); without one it starts fresh."""
 
     base: ref("base") = Field(description=BASE, json_schema_extra=ESSENTIAL)
     transfer_kit: bool = Field(False, description="also make a Trans-LoRA kit (discriminator and seeds, default "
                                "KitConfig) at the end, while the data is at hand")
+
+    def check_inputs(self, inputs: list[str]) -> None:
+        if inputs and self.transfer_kit:
+            raise ValueError("transfer_kit: a kit is made for an adapter trained from scratch here; for a continued "
+                             "one, run a transfer_kit job on the result")
 
 
 class EvaluateParams(TaskOrDataset):

@@ -73,6 +73,41 @@ def test_train_job_publishes_a_version_with_loss_curve_events(jobs_hub):
         assert [e["seq"] for e in later] == [events[-2]["seq"], events[-1]["seq"]]
 
 
+def test_a_train_job_with_an_input_continues_that_adapter_on_its_own_base(jobs_hub, tiny_base):
+    params = {"base": TINY_BASE, "task": "builtin:caesar_shift?n=64&seed=0", "steps": 8, "rank": 4, "lora_alpha": 8,
+              "lr": 5e-3, "batch_size": 8, "seed": 0}
+    with jobs_hub.client() as c:
+        first = wait_for(c, c.post("/api/v1/jobs", json={"kind": "train", "output": "jobs/steps-8",
+                                                         "params": params}).json()["id"])
+        assert first["state"] == "succeeded", first
+        # rank 8 (the default) is not asked for: a continuation keeps the input's LoRA shape
+        more = {k: v for k, v in params.items() if k not in ("rank", "lora_alpha")}
+        r = c.post("/api/v1/jobs", json={"kind": "train", "inputs": ["jobs/steps-8@1"], "output": "jobs/steps-16",
+                                         "params": more})
+        assert r.status_code == 202, r.text
+        second = wait_for(c, r.json()["id"])
+        assert second["state"] == "succeeded", second
+        a = c.get("/api/v1/adapters/jobs/steps-8/versions/1").json()
+        b = c.get("/api/v1/adapters/jobs/steps-16/versions/1").json()
+        assert b["peft_config"]["r"] == 4 and b["peft_config"]["lora_alpha"] == 8
+        # same seed, same first batch: a fresh LoRA starts at the base's loss, the continuation where the input ended
+        assert b["metrics"]["train/first_loss"] < a["metrics"]["train/first_loss"] - 0.1, (a["metrics"], b["metrics"])
+        lineage = c.get("/api/v1/adapters/jobs/steps-16/versions/1/lineage").json()
+        assert [(p["version"], p["relation"]) for p in lineage["parents"]] == [("jobs/steps-8@1", "continued_from")]
+
+        other = {**tiny_base[2], "name": "tiny-llama-other", "aliases": ["tiny:llama?seed=1"],
+                 "source": "tiny:llama?seed=1"}
+        assert c.post("/api/v1/bases", json=other).status_code == 201
+        before = jobs_hub.scalar("select count(*) from jobs")
+        r = c.post("/api/v1/jobs", json={"kind": "train", "inputs": ["jobs/steps-8@1"], "output": "jobs/x",
+                                         "params": {**more, "base": "tiny-llama-other"}})
+        assert r.status_code == 422 and "is on base 'tiny-llama'" in r.json()["detail"], r.text
+        r = c.post("/api/v1/jobs", json={"kind": "train", "inputs": ["jobs/steps-8@1"], "output": "jobs/x",
+                                         "params": {**more, "transfer_kit": True}})
+        assert r.status_code == 422 and "transfer_kit" in r.text, r.text
+        assert jobs_hub.scalar("select count(*) from jobs") == before
+
+
 def test_events_stream_as_server_sent_events_until_the_job_ends(jobs_hub):
     with jobs_hub.client() as c:
         job = c.post("/api/v1/jobs", json={"kind": "noop", "params": {"seconds": 1.0}}).json()

@@ -12,7 +12,7 @@ from hub import cli_jobs
 from hub.cli import app
 from hub.cli_params import parse_params
 from hub.job_kinds import KINDS, describe, validate_job
-from tests.api.conftest import TINY_BASE
+from tests.api.conftest import TINY_BASE, make_adapter_dir, upload
 from tests.cli.conftest import invoke
 
 SUBMITTING = {"train", "evaluate", "merge", "transfer-kit", "transfer", "unlearn", "infer", "train-generator",
@@ -101,6 +101,17 @@ def test_a_method_command_sends_p_values_typed_and_no_wait_returns_at_once(cli_e
     params = cli_env.client().get(f"/api/v1/jobs/{job_id}").json()["params"]
     assert params["steps"] == 3 and params["target_modules"] == ["q_proj"] and params["use_rslora"] is True
     assert params["rank"] == 8  # unset options leave the declared default to the hub
+
+
+def test_train_from_a_version_submits_it_as_the_input_to_continue(cli_env, tiny_base, tmp_path):
+    with cli_env.client() as c:
+        assert c.post("/api/v1/bases", json=tiny_base[2]).status_code == 201
+        assert upload(c, "team", "start", make_adapter_dir(tmp_path / "start")).status_code == 201
+    r = invoke("train", "--base", TINY_BASE, "--task", "builtin:word_sorting?n=8", "--into", "team/more", "--steps",
+               "2", "--from", "team/start@1", "--no-wait")
+    assert r.exit_code == 0, r.output
+    job_id = r.output.split("submitted train job ")[1].split()[0]
+    assert cli_env.client().get(f"/api/v1/jobs/{job_id}").json()["inputs"] == ["team/start@1"]
 
 
 @pytest.mark.parametrize("command", sorted(SUBMITTING))

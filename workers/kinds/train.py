@@ -12,8 +12,12 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     pairs = load_pairs(ctx, source)
     ctx.log(f"training on {len(pairs)} examples from {source}")
     config = config_from(TrainConfig, params)
+    init = None
+    if ctx.inputs:  # continued training: the input's weights and LoRA shape (rank, alpha, targets) are the start
+        init, _ = ctx.load_adapter(ctx.inputs[0])
+        ctx.log(f"continuing {ctx.inputs[0]} (rank {init.lora_config().r}) for {config.steps} more steps")
     result = train_lora(model, tokenizer, pairs, config, progress=method_progress(ctx, 0.0, 0.9 if params.get(
-        "transfer_kit") else 1.0), base_name=params["base"])
+        "transfer_kit") else 1.0), base_name=params["base"], init=init)
     extra = {}
     for step, checkpoint in result.checkpoints:
         config_json, weights = checkpoint.to_bytes()
