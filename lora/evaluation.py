@@ -14,7 +14,7 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from lora.adapter import Adapter
-from lora.training import IGNORE, collate, encode_pair
+from lora.training import IGNORE, collate, encode_pair, labelled_logits
 from lora.wrapping import exclusive, wrapped
 
 BATCH = 16
@@ -142,8 +142,8 @@ def loglik(model, tokenizer, pairs: list[tuple[str, str]], adapter: Adapter | No
                     labels[-1] = IGNORE
                 examples.append((ids, labels))
             batch = {k: v.to(device) for k, v in collate(examples, pad_id).items()}
-            logits = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
-            targets = batch["labels"][:, 1:]
+            logits, targets = labelled_logits(m, batch)
+            logits = logits.float()
             logp = torch.log_softmax(logits, dim=-1)
             picked = logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
             scores.extend((picked * (targets != IGNORE)).sum(dim=1).tolist())

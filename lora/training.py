@@ -57,12 +57,27 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[st
     return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
 
 
+def labelled_logits(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, targets) at the positions whose next token is labelled in some row of the batch: (B, P, vocab) and
+    (B, P), P <= width - 1.
+
+    Why: the output projection over the vocabulary is most of a small model's compute (Gemma 3 270M: 262k x 640,
+    more than its transformer layers), and a completion is a few tokens after a longer prompt. `logits_to_keep` (a
+    tensor of positions, which every transformers causal LM takes) projects only those positions; the prompt's
+    logits were never used."""
+    targets = batch["labels"][:, 1:]
+    keep = (targets != IGNORE).any(dim=0).nonzero().squeeze(-1)
+    if keep.numel() == 0:  # nothing labelled: one position, all of it ignored
+        keep = torch.zeros(1, dtype=torch.long, device=targets.device)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    return logits, targets[:, keep]
+
+
 def completion_loss_sum(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """(sum of next-token cross-entropy over labelled positions, number of such positions)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    targets = batch["labels"][:, 1:]
-    loss = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                                             targets.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    logits, targets = labelled_logits(model, batch)
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                             ignore_index=IGNORE, reduction="sum")
     return loss, int((targets != IGNORE).sum())
 
 

@@ -187,3 +187,26 @@ def test_threads_sharing_a_base_take_turns_and_nesting_is_refused(base, task):
     with wrapped(model, TrainConfig().lora_config()):
         with pytest.raises(RuntimeError, match="already carries"):
             train_lora(model, tok, task.pairs()[:4], TrainConfig(steps=1))
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_the_loss_from_labelled_positions_only_equals_the_loss_over_every_position(family):
+    """completion_loss_sum projects only positions whose next token is labelled (labelled_logits); the loss and
+    loglik must be what the full logits give, for rows of different lengths and completion offsets."""
+    from lora.evaluation import loglik
+    from lora.training import collate, completion_loss_sum
+
+    model, tok = tiny_model(family, seed=0)
+    pairs = [("1 + 2 =", " 3"), ("a much longer prompt with many words in it and then =", " yes no"), ("x", " y z w")]
+    batch = collate([encode_pair(tok, p, c, 1024) for p, c in pairs], tok.pad_token_id or tok.eos_token_id)
+    with torch.no_grad():
+        full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+        targets = batch["labels"][:, 1:]
+        expected = torch.nn.functional.cross_entropy(full.reshape(-1, full.shape[-1]), targets.reshape(-1),
+                                                     ignore_index=IGNORE, reduction="none").view(targets.shape)
+        loss, n = completion_loss_sum(model, batch)
+    assert n == int((targets != IGNORE).sum()) and n > 0
+    assert torch.allclose(loss, expected.sum(), rtol=1e-5, atol=1e-4)
+    row_sums = [-float(expected[i].sum()) for i in range(len(pairs))]  # loglik counts EOS only when asked
+    got = loglik(model, tok, pairs, include_eos=True)
+    assert got == pytest.approx(row_sums, rel=1e-5, abs=1e-4)
