@@ -20,6 +20,7 @@ _EXPORTS = {
     "text_condition": "generation.conditions",
     "GenerateConfig": "generation.config", "GeneratorConfig": "generation.config",
     "GenerationError": "generation.errors",
+    "fidelity": "generation.fidelity", "member_fidelity": "generation.fidelity",
     "check_family": "generation.family", "family_mismatches": "generation.family",
     # the function flatten is generation.flatten.flatten: the name `generation.flatten` is its module
     "Layout": "generation.flatten", "fit_layout": "generation.flatten", "natural_key": "generation.flatten",

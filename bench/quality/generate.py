@@ -79,6 +79,10 @@ def _family(r: Run, family: str, members: list[int], held_out: list[int], seen_g
         report = r.svc.version("generators", generators[condition])["metrics"].get("generator", {})
         detail.update({k: report.get(k) for k in ("size_ratio", "generator_bytes", "checkpoint_bytes",
                                                   "parameters", "checkpoints_used")})
+        for row in report.get("member_fidelity") or []:  # seen members: the decode of each one's own condition
+            member = row["member"].split("/")[-1].split("@")[0]
+            details.setdefault(f"{family} fidelity {condition}", {})[member] = {
+                k: round(v, 3) for k, v in row.items() if k in ("weight_error", "recovered")}
     goals = []
     ratio = details.get(f"{family} hidden_state", {}).get("size_ratio")
     if ratio is not None:
@@ -142,6 +146,11 @@ def _tables(r: Run, family, members, held_out, tasks, scores, details) -> None:
                         "the member's examples; text s1: the description; baselines only for held-out members.")
     generators = {c: details[f"{family} {c}"] for c in ("hidden_state", "text") if f"{family} {c}" in details}
     r.report.details(f"{family}: generators (size_ratio = generator bytes / checkpoint bytes)", generators)
+    for condition in ("hidden_state", "text"):
+        if f"{family} fidelity {condition}" in details:
+            r.report.details(f"{family}: {condition} generator, seen members (weight error: 0 = the trained update, "
+                             f"1 = none; recovered: share of the trained log-likelihood gain kept)",
+                             details[f"{family} fidelity {condition}"])
     if f"{family} generate s" in details:
         r.report.details(f"{family}: generate job seconds (best of N costs N samples + their likelihoods)",
                          {"wall s": details[f"{family} generate s"]})

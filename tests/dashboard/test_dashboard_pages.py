@@ -185,6 +185,9 @@ def test_each_report_card_shows_the_numbers_its_method_is_judged_by(browser, hub
     size = wait_for(browser, lambda d: d.find_elements(By.ID, "size-ratio"), what="size")[0].text
     assert "MB against" in size and "%" in size
     assert int(browser.find_element(By.ID, "generator-loss").get_attribute("data-points")) == 6
+    fidelity = metrics("generators/card/gen/versions/1")["generator"]["member_fidelity"]
+    rows = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#member-fidelity tbody tr")]
+    assert [r.split()[0] for r in rows] == [f["member"] for f in fidelity] == ["card/shift-1@1", "card/shift-2@1"]
 
     open_page(browser, url, token, "#/adapters/card/gen-out@1")
     wait_for(browser, lambda d: d.find_elements(By.ID, "generate-report"), what="generate report")

@@ -38,6 +38,9 @@ def test_the_generator_is_a_versioned_registry_object_with_its_report_and_lineag
         assert version["base"] == TINY_BASE and version["metrics"]["condition"] == "hidden_state"
         report = version["metrics"]["generator"]
         assert report and any("byte" in k for k in report)  # the size comparison against the checkpoints
+        # per member, from its own examples: how close the generator's decode comes to its trained adapter
+        assert [row["member"] for row in report["member_fidelity"]] == [f"team/shift-{k}@1" for k in (1, 2, 3)]
+        assert all(row["weight_error"] >= 0 and "recovered" in row for row in report["member_fidelity"])
         parents = c.get("/api/v1/generators/team/shift-gen/versions/1/lineage").json()["parents"]
         assert sorted((e["version"], e["object"], e["relation"]) for e in parents) == [
             (f"team/shift-{k}@1", "adapter", "trained_from") for k in (1, 2, 3)]

@@ -5,7 +5,8 @@ generator version, trained_from every input, with the training curve, the genera
 well the members' conditions separate them (report["conditions"]: between-member spread, |Spearman| of the first
 principal component with the inputs' order, which is the family's k when the caller lists members by k; for
 hidden-state generators report["conditions_other"] measures the other kind, with/without the adapter, for
-comparison)."""
+comparison), and per member how close the generator's decode of its condition comes to its trained adapter
+(report["member_fidelity"], generation.fidelity)."""
 from __future__ import annotations
 
 import re
@@ -13,7 +14,7 @@ import re
 import torch
 
 from generation import (GeneratorConfig, Member, condition_separability, hidden_state_condition, member_condition,
-                        train_generator)
+                        member_fidelity, train_generator)
 from lora import Adapter
 from workers.kinds.base import JobContext, Output, config_from, load_pairs, method_progress
 
@@ -29,18 +30,21 @@ def trajectory(files: dict[str, bytes]) -> list[tuple[int, Adapter]]:
 
 def run(ctx: JobContext, params: dict) -> list[Output]:
     config = config_from(GeneratorConfig, params)
-    members, base, other = [], None, []
+    members, base, other, finals, examples = [], None, [], [], []
     for i, ref in enumerate(ctx.inputs):
         ctx.check_cancelled()
         adapter, info = ctx.load_adapter(ref)
         base = info["base"]
         checkpoints = trajectory(ctx.load_files(ref))
+        finals.append(adapter)
         if config.condition == "text":
             condition = member_condition(config, description=params["descriptions"][i])
+            examples.append(None)  # a text generator reads no member data: its fidelity is in weights only
         else:
             model, tokenizer = ctx.load_base(base)
             pairs = load_pairs(ctx, info["metrics"]["train/source"])[: config.condition_examples]
             texts = [p + c for p, c in pairs]  # whole examples: a family's members differ in their answers
+            examples.append(pairs)
             condition = member_condition(config, model=model, tokenizer=tokenizer, texts=texts, adapter=adapter)
             # the other kind (with the adapter when training on the base alone, and vice versa), only to report how
             # well each kind separates the members: the generator trains on `condition`
@@ -57,5 +61,13 @@ def run(ctx: JobContext, params: dict) -> list[Output]:
     ctx.log(f"conditions: between-member spread {separation['spread']:.3f}, |Spearman(PC1, input order)| "
             f"{separation['pc1_spearman']}" + (f"; {kind}: spread {generator.report['conditions_other']['spread']:.3f}"
                                                if other else ""))
+    fidelity = []
+    for member, trained, pairs in zip(members, finals, examples):
+        ctx.check_cancelled()
+        model, tokenizer = ctx.load_base(base) if pairs else (None, None)
+        fidelity.append(member_fidelity(generator, member.name, member.condition, trained, model, tokenizer, pairs))
+        ctx.log(f"{member.name}: weight error {fidelity[-1]['weight_error']:.3f}" + (
+            f", log-likelihood gain recovered {fidelity[-1]['recovered']:.2f}" if "recovered" in fidelity[-1] else ""))
+    generator.report["member_fidelity"] = fidelity
     metrics = {"condition": config.condition, "generator": generator.report}
     return [Output(object="generator", files=generator.to_files(), base=base, metrics=metrics)]

@@ -298,10 +298,12 @@ const REPORT_CARDS = {
               stat("members / checkpoints used", `${num(g.members)} / ${num(g.checkpoints_used)}`),
               stat("reconstruction left (posterior mean)", num(g.final_recon_posterior_mean, 3))],
       body: `<dl class="kv"><dt>condition</dt><dd>${esc(v.metrics.condition || g.condition || "")}</dd></dl>
+        ${Array.isArray(g.member_fidelity) && g.member_fidelity.length ? `<h3>per member: its condition decoded against its trained adapter</h3>
+          ${rowsTable(g.member_fidelity, "member-fidelity")}<p class="muted">weight error: distance of the weight update from the trained one (0 = the same, 1 = as far as none); recovered: share of the trained adapter's log-likelihood gain over the base kept on the member's examples (1 = as good as trained).</p>` : ""}
         <h3>training loss per epoch</h3>${lineChart(curve, "generator-loss")}
         ${Array.isArray(g.epochs) && g.epochs.length ? `<details><summary>per epoch (${g.epochs.length})</summary>${rowsTable(g.epochs.slice(0, 500))}</details>` : ""}
         <p><a class="button" id="generate-link" href="#/new?kind=generate&input=${encodeURIComponent(v.ref)}">Generate an adapter from it…</a></p>`,
-      skip: ["generator_bytes", "checkpoint_bytes", "size_ratio", "members", "checkpoints_used", "final_recon_posterior_mean", "epochs", "condition"],
+      skip: ["generator_bytes", "checkpoint_bytes", "size_ratio", "members", "checkpoints_used", "final_recon_posterior_mean", "epochs", "condition", "member_fidelity"],
     };
   },
   // an adapter a generator made: each candidate's score on the examples, the chosen one marked
