@@ -12,10 +12,10 @@ import json
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -196,8 +196,13 @@ def get_job(session: Session, job_id: str) -> Job:
 
 
 def list_jobs(session: Session, state: str | None = None, kind: str | None = None, limit: int = 200,
-              id_prefix: str | None = None) -> list[Job]:
-    query = select(Job).order_by(Job.created_at.desc()).limit(limit)
+              id_prefix: str | None = None, before: tuple[datetime, str] | None = None) -> list[Job]:
+    """Newest first, ties by id: a total order, so `before` (the (created_at, id) of the last job a page held) starts
+    the next page exactly where that one ended, however many jobs arrive meanwhile."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if before is not None:
+        at, job_id = before
+        query = query.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < job_id)))
     if id_prefix:  # the CLI's git-style short ids; escaped, so a '%' or '_' matches only itself
         query = query.where(Job.id.startswith(id_prefix, autoescape=True))
     if state:

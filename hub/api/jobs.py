@@ -7,8 +7,10 @@ namespace it names, and submitting one needs write scope on the namespace it pub
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -72,6 +74,7 @@ class JobView(BaseModel):
 
 class JobList(BaseModel):
     items: list[JobView]
+    next_cursor: str | None = None  # pass as ?cursor= for the next (older) page; null on the last page
 
 
 class EventView(BaseModel):
@@ -197,18 +200,41 @@ def _submit(body: JobIn, request: Request, tok: ApiToken | None, idempotency_key
             readable=_readable(session, tok), caller=f"token-{tok.id}" if tok else "anonymous", session=session)
 
 
-@router.get("", summary="List jobs, newest first", response_model=JobList, responses=errors(401, 422))
+def _cursor(job: Job) -> str:
+    return base64.urlsafe_b64encode(json.dumps([job.created_at.isoformat(), job.id]).encode()).decode().rstrip("=")
+
+
+def _after_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), str(job_id)
+    except (ValueError, TypeError) as exc:  # binascii.Error and json's errors are ValueErrors
+        raise Invalid("cursor: not a cursor this hub gave (use a list answer's next_cursor)") from exc
+
+
+@router.get("", summary="List jobs, newest first, a page at a time", response_model=JobList, responses=errors(401, 422))
 def list_jobs(state: str | None = None, kind: str | None = None, limit: int = Query(200, ge=1, le=1000),
               id_prefix: str | None = Query(None, pattern="^[0-9a-f]{1,32}$",
                                             description="only jobs whose id starts with this (short ids)"),
+              cursor: str | None = Query(None, max_length=400, description="the next_cursor of the previous page"),
               session: Session = Depends(db), tok: ApiToken | None = Depends(token)) -> dict:
+    """`limit` jobs the caller may see (the hidden ones are skipped in the database's order, not counted), and a
+    cursor to the next page when there is one."""
     if state is not None and state not in JOB_STATES:  # else a typo answers an empty list, as if nothing matched
         raise Invalid(f"unknown job state {state!r}; one of {', '.join(JOB_STATES)}")
     if kind is not None and kind not in KINDS:
         raise Invalid(f"unknown job kind {kind!r}; one of {', '.join(KINDS)}")
-    found = job_service.list_jobs(session, state=state, kind=kind, limit=limit, id_prefix=id_prefix)
-    readable = _readable(session, tok)
-    return {"items": [_view(session, tok, j) for j in found if _visible(session, tok, j, readable)]}
+    before = _after_cursor(cursor) if cursor else None
+    readable, shown, batch = _readable(session, tok), [], max(limit + 1, 100)
+    while len(shown) <= limit:  # one past the page: whether a next page exists
+        rows = job_service.list_jobs(session, state=state, kind=kind, limit=batch, id_prefix=id_prefix, before=before)
+        shown += [j for j in rows if _visible(session, tok, j, readable)]
+        if len(rows) < batch:
+            break
+        before = (rows[-1].created_at, rows[-1].id)
+    page = shown[:limit]
+    return {"items": [_view(session, tok, j) for j in page],
+            "next_cursor": _cursor(page[-1]) if len(shown) > limit else None}
 
 
 @router.get("/{job_id}", response_model=JobView, responses=errors(401, 404, 422, why={404: "no such job you may see"}))

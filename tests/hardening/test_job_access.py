@@ -169,3 +169,34 @@ def test_a_submit_with_coerced_unbounded_or_unknown_fields_is_a_422(world, body)
     before = _ids(world, "admin")
     _submit(world, "admin", body, status=422)
     assert _ids(world, "admin") == before
+
+
+def _walk(live, token, limit: int) -> list[str]:
+    """Every job the caller sees, a page of `limit` at a time through next_cursor."""
+    seen, cursor = [], None
+    with live.client(token) as c:
+        while True:
+            answer = c.get("/api/v1/jobs", params={"limit": limit, **({"cursor": cursor} if cursor else {})}).json()
+            assert len(answer["items"]) <= limit
+            seen += [j["id"] for j in answer["items"]]
+            cursor = answer["next_cursor"]
+            if cursor is None:
+                return seen
+
+
+def test_a_page_holds_limit_jobs_the_caller_may_see_and_the_cursor_walks_every_one_once(world):
+    mine = [_submit(world, world.alice, {"kind": "noop"})["id"] for _ in range(3)]
+    hidden = [_submit(world, world.bob, {"kind": "noop"})["id"] for _ in range(5)]  # newer, and not alice's to see
+    with world.client(world.alice) as c:
+        first = c.get("/api/v1/jobs", params={"limit": 3}).json()
+    assert [j["id"] for j in first["items"]] == mine[::-1] and first["next_cursor"]  # bob's five are skipped
+    with world.client(world.alice) as c:
+        everything = [j["id"] for j in c.get("/api/v1/jobs", params={"limit": 1000}).json()["items"]]
+    walked = _walk(world, world.alice, 2)
+    assert walked == everything and len(set(walked)) == len(walked) and not set(hidden) & set(walked)
+    with world.client() as c:  # the admin sees all, in the same order a page at a time
+        assert _walk(world, "admin", 4) == [j["id"] for j in c.get("/api/v1/jobs", params={"limit": 1000}).json()[
+            "items"]]
+        for bad in ("not-a-cursor", "W10", "eyJhIjoxfQ"):  # garbage, [] and {"a": 1}
+            r = c.get("/api/v1/jobs", params={"cursor": bad})
+            assert r.status_code == 422 and "cursor" in r.json()["detail"], r.text

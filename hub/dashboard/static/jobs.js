@@ -8,11 +8,10 @@
 
 const JOB_STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
 const JOBS_PER_PAGE = 25;
-const JOBS_MAX = 1000;  // the list endpoint's largest limit
 
-// #/jobs?state=failed&kind=train&page=2. The API filters by state and kind; paging reads one row past the page to
-// know whether a next page exists (the API filters what the caller may not see after its limit, so an offset could
-// skip rows; asking for (page + 1) x size rows cannot).
+// #/jobs?state=failed&kind=train&at=C1,C2. The API filters by state and kind and pages by cursor (each answer's
+// next_cursor starts the next, older page exactly where this one ended, skipping what the caller may not see);
+// `at` holds the cursors of the pages walked so far, so "newer" drops the last one and a page can be linked.
 async function viewJobs(root) {
   const query = hashQuery();
   const state = JOB_STATES.includes(query.get("state")) ? query.get("state") : "";
@@ -20,7 +19,8 @@ async function viewJobs(root) {
   const kinds = await jobKinds();
   if (!alive()) return;
   const kind = kinds[query.get("kind")] ? query.get("kind") : "";
-  const page = Math.max(1, Math.min(Number.parseInt(query.get("page"), 10) || 1, JOBS_MAX / JOBS_PER_PAGE));
+  const at = (query.get("at") || "").split(",").filter(c => /^[A-Za-z0-9_-]+$/.test(c));
+  const page = at.length + 1;
   const option = (value, chosen) => `<option value="${esc(value)}"${value === chosen ? " selected" : ""}>${esc(value)}</option>`;
   root.innerHTML = `<h1>Jobs</h1>
     <form id="job-filters" class="filters">
@@ -33,19 +33,19 @@ async function viewJobs(root) {
     <th>created</th><th>results</th></tr></thead><tbody></tbody></table>
     <p class="pager"><a id="page-prev" hidden>← newer</a> <span id="page-no" class="muted"></span> <a id="page-next" hidden>older →</a></p>`;
   const link = changes => {
-    const q = Object.entries({ state, kind, page: String(page), ...changes });
-    const kept = new URLSearchParams(q.filter(([k, v]) => v && !(k === "page" && v === "1")));
-    return "#/jobs" + (kept.toString() ? "?" + kept : "");
+    const q = Object.entries({ state, kind, at: at.join(","), ...changes });
+    const kept = new URLSearchParams(q.filter(([, v]) => v));
+    return "#/jobs" + (kept.toString() ? "?" + kept : "").replaceAll("%2C", ",");
   };
-  root.querySelector("#filter-state").onchange = e => { location.hash = link({ state: e.target.value, page: "1" }); };
-  root.querySelector("#filter-kind").onchange = e => { location.hash = link({ kind: e.target.value, page: "1" }); };
+  root.querySelector("#filter-state").onchange = e => { location.hash = link({ state: e.target.value, at: "" }); };
+  root.querySelector("#filter-kind").onchange = e => { location.hash = link({ kind: e.target.value, at: "" }); };
 
   async function refresh() {
-    const want = Math.min(page * JOBS_PER_PAGE + 1, JOBS_MAX);
-    const q = new URLSearchParams([["limit", String(want)], ...(state ? [["state", state]] : []), ...(kind ? [["kind", kind]] : [])]);
-    const all = items(await api("/jobs?" + q));
+    const q = new URLSearchParams([["limit", String(JOBS_PER_PAGE)], ...(at.length ? [["cursor", at[at.length - 1]]] : []),
+      ...(state ? [["state", state]] : []), ...(kind ? [["kind", kind]] : [])]);
+    const answer = await api("/jobs?" + q);
     if (!alive()) return;
-    const shown = all.slice((page - 1) * JOBS_PER_PAGE, page * JOBS_PER_PAGE);
+    const shown = items(answer);
     root.querySelector("tbody").innerHTML = shown.map(j => {
       const made = kinds[j.kind] ? outputObject(kinds[j.kind]) : "adapter";
       return `<tr data-job="${esc(j.id)}" data-state="${esc(j.state)}" data-kind="${esc(j.kind)}">
@@ -54,8 +54,8 @@ async function viewJobs(root) {
       <td>${when(j.created_at)}</td><td class="refs">${resultLinks(j, made)}</td></tr>`;
     }).join("") || `<tr><td colspan="8" class="muted">no ${state ? esc(state) + " " : ""}${kind ? esc(kind) + " " : ""}jobs${page > 1 ? " on this page" : ""}</td></tr>`;
     const prev = root.querySelector("#page-prev"), next = root.querySelector("#page-next");
-    prev.hidden = page === 1; prev.href = link({ page: String(page - 1) });
-    next.hidden = all.length <= page * JOBS_PER_PAGE || page * JOBS_PER_PAGE >= JOBS_MAX; next.href = link({ page: String(page + 1) });
+    prev.hidden = page === 1; prev.href = link({ at: at.slice(0, -1).join(",") });
+    next.hidden = !answer.next_cursor; next.href = link({ at: [...at, answer.next_cursor || ""].join(",") });
     root.querySelector("#page-no").textContent = page > 1 || !next.hidden ? `page ${page}` : "";
   }
   await refresh();
