@@ -5,12 +5,13 @@ once and returns its dataset ref; `run.score(...)` runs an `evaluate` job on it 
 (the paired comparisons need items, not means) and records evaluate's items/s for the report's costs;
 `run.converged(...)` is the adapter a benchmark starts from.
 
-Converged inputs: a LoRA is trained for `start_steps`, scored on (a sample of) its train split, and retrained with
+Converged inputs: a LoRA is trained for `start_steps`, scored on (a sample of) its train split, and trained on to
 twice the steps until the train-split exact match stops improving by more than `plateau` (or reaches `solved`, or
-the next budget would pass `max_steps`). Each candidate is a full run with its own linear schedule (the train job
-cannot resume an adapter, and a prefix of a longer schedule is not a shorter run), so convergence costs at most
-twice the final run. Every job is cached by its body, so a rerun resumes and the merge benchmark reuses the singles
-the transfer benchmark trained.
+the next budget would pass `max_steps`). Each doubling continues the previous candidate (a train job with that
+version as its input, for as many steps again, its own linear schedule), so convergence costs the final step count
+and no more; a candidate's `steps` is its total. A family member a generator learns from (checkpoints=N) is trained
+in one run instead, since its trajectory is the checkpoints of one version. Every job is cached by its body, so a
+rerun resumes and the merge benchmark reuses the singles the transfer benchmark trained.
 """
 from __future__ import annotations
 
@@ -117,10 +118,12 @@ class Run:
         steps, best, history = s.start_steps, None, []
         train_ds = self.split(task, "train")
         while True:
-            job = self.svc.job({"kind": "train", "output": f"q/{name}", "params": {
-                "base": base, "dataset": train_ds, "steps": steps, **self.lora(**extra),
-                **({"checkpoint_every": max(1, steps // checkpoints)} if checkpoints else {})}},
-                label=f"train {name} ({steps} steps)")
+            previous = history[-1] if history and not checkpoints else None  # continue it (module doc)
+            job = self.svc.job({"kind": "train", "output": f"q/{name}",
+                                "inputs": [previous["ref"]] if previous else [], "params": {
+                "base": base, "dataset": train_ds, "steps": steps - (previous["steps"] if previous else 0),
+                **self.lora(**extra), **({"checkpoint_every": max(1, steps // checkpoints)} if checkpoints else {})}},
+                label=f"train {name} ({steps} steps{', continued' if previous else ''})")
             if job["state"] != "succeeded":
                 return Converged(None, steps, None, None, f"training failed: {job['error']['message']}", history)
             ref = job["results"][0]
