@@ -1,5 +1,6 @@
-"""Converged inputs: retrain with twice the steps until the train split's exact match stops improving, is solved,
-or the next budget passes the cap; the best run is the input. The hub is a fake that answers from a table."""
+"""Converged inputs: train on to twice the steps (continuing the last candidate) until the train split's exact
+match stops improving, is solved, or the next budget passes the cap; the best candidate is the input. The hub is a
+fake that answers from a table."""
 from dataclasses import replace
 
 import pytest
@@ -14,7 +15,8 @@ TASK = Task("t", tuple({"prompt": f"p{i}", "completion": " c"} for i in range(10
 
 
 class FakeHub:
-    """train jobs succeed (version = steps); evaluate answers `train_acc[steps]` right out of 10 items."""
+    """train jobs succeed (version = total steps: a continued input's plus the job's own); evaluate answers
+    `train_acc[steps]` right out of 10 items."""
 
     def __init__(self, train_acc: dict[int, int], fail_at: int | None = None):
         self.train_acc, self.fail_at, self.bodies = train_acc, fail_at, []
@@ -25,7 +27,7 @@ class FakeHub:
     def job(self, body, label=""):
         self.bodies.append(body)
         if body["kind"] == "train":
-            steps = body["params"]["steps"]
+            steps = total_steps(body)
             if steps == self.fail_at:
                 return {"state": "failed", "error": {"message": "out of memory"}, "wall_s": 1}
             return {"state": "succeeded", "results": [f"q/x@{steps}"], "wall_s": 1.0}
@@ -40,8 +42,21 @@ def run_with(hub, tmp_path, **scale):
                Report("merge", "smoke", out_dir=tmp_path))
 
 
+def total_steps(body) -> int:
+    return body["params"]["steps"] + sum(int(ref.split("@")[1]) for ref in body.get("inputs", []))
+
+
 def steps_trained(hub):
-    return [b["params"]["steps"] for b in hub.bodies if b["kind"] == "train"]
+    """Each candidate's total steps."""
+    return [total_steps(b) for b in hub.bodies if b["kind"] == "train"]
+
+
+def test_each_doubling_continues_the_last_candidate_for_as_many_steps_again(tmp_path):
+    hub = FakeHub({4: 1, 8: 2, 16: 3, 32: 4})
+    run_with(hub, tmp_path).converged("b", TASK, "x")
+    trains = [b for b in hub.bodies if b["kind"] == "train"]
+    assert [(b.get("inputs", []), b["params"]["steps"]) for b in trains] == [
+        ([], 4), (["q/x@4"], 4), (["q/x@8"], 8), (["q/x@16"], 16)]
 
 
 def test_doubling_stops_when_train_accuracy_plateaus(tmp_path):
@@ -70,7 +85,9 @@ def test_the_report_shows_each_input_with_train_and_test_accuracy(tmp_path):
     run.converged("b", TASK, "x", checkpoints=2)
     (entry,) = run.report.data["inputs"]
     assert entry["train"]["value"] == 0.3 and entry["test"]["n"] == 10 and entry["steps"] == 8  # a tie: the longer run
-    assert [b["params"].get("checkpoint_every") for b in run.svc.bodies if b["kind"] == "train"] == [2, 4]
+    trains = [b for b in run.svc.bodies if b["kind"] == "train"]
+    assert [b["params"].get("checkpoint_every") for b in trains] == [2, 4]
+    assert [b.get("inputs", []) for b in trains] == [[], []]  # a trajectory is one run's checkpoints: never continued
 
 
 def test_a_failed_training_gives_no_input_and_says_why(tmp_path):
