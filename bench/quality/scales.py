@@ -79,6 +79,7 @@ SCALES = {
                   "kit": {"seeds": 5, "steps": 100, "max_new_tokens": 48},
                   "job": {"synthetic_size": 128, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 200}},
         unlearn={"tasks": ["boolean_expressions", "word_sorting", "object_counting", "caesar_shift"], "requests": 3,
+                 "gates": ["auto", "off", "paper"],  # paper: the floored, uncalibrated gate (the ablation)
                  "job": {"steps": 80, "detector_steps": 100}},
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
         generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
@@ -91,7 +92,7 @@ SCALES = {
                   "kit": {"seeds": 5, "steps": 200, "max_new_tokens": 48},
                   "job": {"synthetic_size": 256, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 400}},
         unlearn={"tasks": ["boolean_expressions", "word_sorting", "object_counting", "caesar_shift"], "requests": 3,
-                 "job": {"steps": 120, "detector_steps": 200}},
+                 "gates": ["auto", "off", "paper"], "job": {"steps": 120, "detector_steps": 200}},
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
         generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
                                "caesar_shift": {"members": [1, 2, 3, 4, 5], "held_out": [2, 4]}},
