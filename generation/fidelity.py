@@ -25,9 +25,8 @@ from lora.evaluation import loglik
 def weight_error(generated: Adapter, trained: Adapter) -> float:
     num = den = 0.0
     for module in trained.modules():
-        target = trained.scaling(module) * trained.b(module).double() @ trained.a(module).double()
-        got = (generated.scaling(module) * generated.b(module).double() @ generated.a(module).double()
-               if module in generated.modules() else torch.zeros_like(target))
+        target = trained.delta_weight(module)
+        got = generated.delta_weight(module) if module in generated.modules() else torch.zeros_like(target)
         num += float((got - target).pow(2).sum())
         den += float(target.pow(2).sum())
     return (num / den) ** 0.5 if den > 0 else float("nan")
