@@ -64,9 +64,12 @@ def object_counting(rng: random.Random) -> dict:
 
 
 def caesar_shift(rng: random.Random, k: int = 3) -> dict:
-    word = "".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 5)))
-    shifted = "".join(LETTERS[(LETTERS.index(ch) + k) % 26] for ch in word)
-    return {"prompt": f"shift: {word} =", "completion": f" {shifted}"}
+    """Letters are written apart ("c a t"), one token each: packed together, a random word is split into
+    multi-letter BPE pieces whose letters a 135M model cannot see: SmolLM2 with a rank-8 LoRA, 300 steps, k = 3
+    (2026-12-07), reached 0.03 on its train words and 0.00 on 100 held-out words packed, 1.00 and 0.90 apart."""
+    word = [rng.choice(LETTERS) for _ in range(rng.randint(3, 5))]
+    shifted = [LETTERS[(LETTERS.index(ch) + k) % 26] for ch in word]
+    return {"prompt": f"shift: {' '.join(word)} =", "completion": f" {' '.join(shifted)}"}
 
 
 def add_constant(rng: random.Random, k: int = 3) -> dict:

@@ -35,6 +35,9 @@ class Scale:
 
 _LORA = {"rank": 8, "lora_alpha": 16, "lr": 1e-3, "batch_size": 8, "max_len": 128, "seed": 0}
 _TASKS = ["boolean_expressions", "word_sorting", "two_step_arithmetic", "object_counting", "caesar_shift"]
+# The first three are forgotten one per request, so each must be known on held-out inputs before (issue 24: test
+# exact match >= 0.5); the 2026-12-07 run's object_counting (0.43) and packed-letter caesar_shift (0.00) were not.
+_UNLEARN_TASKS = ["caesar_shift", "add_constant", "word_sorting", "boolean_expressions"]
 _MERGES = {  # name -> merge params (without inputs); "fit" = fit on each input's train split (a few examples)
     "lego_k8": {"method": "lego", "rank": 8},
     "linear": {"method": "linear"},
@@ -78,7 +81,7 @@ SCALES = {
         transfer={"tasks": _TASKS, "ablations": ["unfiltered", "seeds_only"],
                   "kit": {"seeds": 5, "steps": 100, "max_new_tokens": 48},
                   "job": {"synthetic_size": 128, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 200}},
-        unlearn={"tasks": ["boolean_expressions", "word_sorting", "object_counting", "caesar_shift"], "requests": 3,
+        unlearn={"tasks": _UNLEARN_TASKS, "requests": 3,
                  "gates": ["auto", "off", "paper"],  # paper: the floored, uncalibrated gate (the ablation)
                  "job": {"steps": 80, "detector_steps": 100}},
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
@@ -91,7 +94,7 @@ SCALES = {
         transfer={"tasks": _TASKS, "ablations": ["unfiltered", "seeds_only"],
                   "kit": {"seeds": 5, "steps": 200, "max_new_tokens": 48},
                   "job": {"synthetic_size": 256, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 400}},
-        unlearn={"tasks": ["boolean_expressions", "word_sorting", "object_counting", "caesar_shift"], "requests": 3,
+        unlearn={"tasks": _UNLEARN_TASKS, "requests": 3,
                  "gates": ["auto", "off", "paper"], "job": {"steps": 120, "detector_steps": 200}},
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
         generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},

@@ -37,8 +37,9 @@ def test_caesar_shift_is_parameterised_by_k():
     assert k1.params["k"] == 1 and len(k1.test) == 5
     for task, k in ((k1, 1), (k5, 5)):
         for e in task.train:
-            word = e["prompt"][len("shift: "):].rstrip(" =")
-            assert e["completion"] == " " + "".join(chr((ord(c) - 97 + k) % 26 + 97) for c in word)
+            letters = e["prompt"][len("shift: "):].rstrip(" =").split(" ")  # one token per letter
+            assert all(len(c) == 1 for c in letters) and 3 <= len(letters) <= 5
+            assert e["completion"] == " " + " ".join(chr((ord(c) - 97 + k) % 26 + 97) for c in letters)
     assert "by 5" in k5.description
 
 

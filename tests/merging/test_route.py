@@ -23,10 +23,10 @@ TASKS = ["builtin:caesar_shift?n=64&k=1", "builtin:add_constant?n=64&k=5"]
 @pytest.fixture(scope="module")
 def world():
     model, tokenizer = load_base(SPEC)
-    adapters = [train_lora(model, tokenizer, load_task(t).pairs(), TrainConfig(rank=4, steps=30, lr=1e-2)).adapter
+    adapters = [train_lora(model, tokenizer, load_task(t).pairs(), TrainConfig(rank=4, steps=60, lr=1e-2)).adapter
                 for t in TASKS]
     examples = [load_task(t).pairs()[:10] for t in TASKS]  # the train split's head
-    held_out = [[e["prompt"] for e in load_task(t).test] for t in TASKS]  # never seen by the router
+    held_out = [[e["prompt"] for e in load_task(t + "&test=48").test] for t in TASKS]  # never seen by the router
     return model, tokenizer, adapters, examples, held_out
 
 

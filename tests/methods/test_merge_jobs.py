@@ -85,7 +85,7 @@ def test_cli_merge_passes_fit_and_its_budget(merge_world, monkeypatch):
 
 
 ROUTE_FIT = ["builtin:caesar_shift?n=8&k=1", "builtin:add_constant?n=8&k=5"]
-ROUTE_PROMPTS = ["shift: abcde =", "add: 123 ="]  # one of each input's task
+ROUTE_PROMPTS = ["shift: a b c d e =", "add: 123 ="]  # one of each input's task
 
 
 def test_a_routed_merge_job_publishes_its_experts_and_routes_infer_and_evaluate(merge_world, tmp_path):
