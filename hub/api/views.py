@@ -10,7 +10,7 @@ import json
 from datetime import timezone
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from hub.models import Artifact, ArtifactVersion, RegisteredBase, Tag, iso_utc
@@ -47,18 +47,26 @@ def _tags_of_adapters(session: Session, adapter_ids: list[int]) -> dict[int, dic
     return found
 
 
-def _latest_of_adapters(session: Session, adapter_ids: list[int]) -> dict[int, int]:
-    """The newest version that is not yanked, per adapter, in one query."""
+def _versions_of_adapters(session: Session, adapter_ids: list[int]) -> tuple[dict[int, int], dict[int, list[int]]]:
+    """Per adapter, the newest version that is not yanked and the yanked ones (a version picker offers only the
+    others), in one statement: a tag move reads the adapter's view inside its fixed statement count."""
+    yanked: dict[int, list[int]] = {i: [] for i in adapter_ids}
     if not adapter_ids:
-        return {}
-    rows = session.execute(
-        select(ArtifactVersion.adapter_id, func.max(ArtifactVersion.number))
-        .where(ArtifactVersion.adapter_id.in_(adapter_ids), ArtifactVersion.yanked.is_(False))
-        .group_by(ArtifactVersion.adapter_id))
-    return dict(rows.all())
+        return {}, yanked
+    v = ArtifactVersion
+    newest = (select(v.adapter_id, func.max(v.number).label("number"), literal(False).label("yanked"))
+              .where(v.adapter_id.in_(adapter_ids), v.yanked.is_(False)).group_by(v.adapter_id))
+    gone = select(v.adapter_id, v.number, literal(True)).where(v.adapter_id.in_(adapter_ids), v.yanked.is_(True))
+    latest = {}
+    for adapter_id, number, is_yanked in session.execute(union_all(newest, gone)):
+        if is_yanked:
+            yanked[adapter_id].append(number)
+        else:
+            latest[adapter_id] = number
+    return latest, {i: sorted(n) for i, n in yanked.items()}
 
 
-def _artifact_dict(adapter: Artifact, latest: int | None, tags: dict[str, int]) -> dict:
+def _artifact_dict(adapter: Artifact, latest: int | None, tags: dict[str, int], yanked: list[int]) -> dict:
     return {
         "namespace": adapter.namespace.name,
         "name": adapter.name,
@@ -68,6 +76,7 @@ def _artifact_dict(adapter: Artifact, latest: int | None, tags: dict[str, int]) 
         "task_tags": adapter.task_tags or [],
         "latest": latest,
         "version_count": adapter.version_count,
+        "yanked": yanked,
         "tags": tags,
         "created_at": iso_utc(adapter.created_at),
     }
@@ -78,11 +87,11 @@ def adapter_view(session: Session, adapter: Artifact) -> dict:
 
 
 def adapter_views(session: Session, adapters: list[Artifact]) -> list[dict]:
-    """Views of many artifacts in two queries (latest versions, tags), whatever their number: a listing of 500
-    adapters must not cost 1000 round trips."""
+    """Views of many artifacts in two queries (versions, tags), whatever their number: a listing of 500 adapters
+    must not cost 1000 round trips."""
     ids = [a.id for a in adapters]
-    latest, tags = _latest_of_adapters(session, ids), _tags_of_adapters(session, ids)
-    return [_artifact_dict(a, latest.get(a.id), tags[a.id]) for a in adapters]
+    (latest, yanked), tags = _versions_of_adapters(session, ids), _tags_of_adapters(session, ids)
+    return [_artifact_dict(a, latest.get(a.id), tags[a.id], yanked[a.id]) for a in adapters]
 
 
 def version_view(session: Session | None, version: ArtifactVersion, tags: list[str] | None = None) -> dict:
@@ -173,6 +182,7 @@ class ArtifactView(BaseModel):
     task_tags: list[str]
     latest: int | None  # newest version that is not yanked
     version_count: int
+    yanked: list[int]  # numbers of the yanked versions, ascending
     tags: dict[str, int]  # tag -> version number
     created_at: str | None
 

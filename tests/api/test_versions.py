@@ -68,11 +68,14 @@ def test_yanked_version_is_hidden_from_latest_but_downloadable_by_number_and_kee
         r = c.delete("/api/v1/adapters/team/y/versions/2")
         assert r.status_code == 200 and r.json()["yanked"] is True
         assert c.get("/api/v1/adapters/team/y/versions/latest").json()["number"] == 1
-        assert c.get("/api/v1/adapters/team/y").json()["latest"] == 1
+        view = c.get("/api/v1/adapters/team/y").json()
+        assert view["latest"] == 1 and view["yanked"] == [2]  # a version picker offers 1 only
         assert c.get("/api/v1/adapters/team/y/versions/2/files/adapter_config.json").status_code == 200
         assert c.get("/api/v1/adapters/team/y/versions/2/lineage").json()["version"] == "team/y@2"
         # the next upload still gets the next number
         assert upload(c, "team", "y", make_adapter_dir(tmp_path / "3", seed=3)).json()["number"] == 3
+        listed = {a["name"]: a for a in c.get("/api/v1/adapters").json()["items"]}
+        assert listed["y"]["latest"] == 3 and listed["y"]["yanked"] == [2]
 
 
 def test_identical_content_is_stored_once(registered, tmp_path):

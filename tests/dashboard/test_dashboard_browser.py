@@ -7,6 +7,8 @@ Screenshots go to $ADAPTARIUM_SCREENSHOT_DIR or the pytest tmp dir, never into t
 """
 from __future__ import annotations
 
+import io
+
 import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
@@ -163,6 +165,22 @@ def test_new_job_form_shows_essential_params_first_with_descriptions_and_pick_li
     assert versions.first_selected_option.text == "1"
     full_shot(browser, shots / "new-job-form.png")
     assert page_errors(browser) == []
+
+
+def test_an_inputs_version_list_leaves_out_its_yanked_versions(browser, hub, registered):
+    url, token, _ = hub
+    auth = {"Authorization": f"Bearer {token}"}
+    for _ in range(3):  # the registered bytes again: three versions of one adapter
+        res = httpx.post(f"{url}/api/v1/adapters/dash/picked/versions", headers=auth, data={"base": BASE},
+                         files={k: (k, io.BytesIO(v)) for k, v in registered.items()})
+        assert res.status_code == 201, res.text
+    assert httpx.delete(f"{url}/api/v1/adapters/dash/picked/versions/2", headers=auth).status_code == 200
+    open_page(browser, url, token, "#/new")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "kind"), what="form")
+    Select(browser.find_element(By.ID, "kind")).select_by_value("merge")
+    pick = wait_for(browser, lambda d: d.find_elements(By.ID, "pick-dash-picked"), what="merge inputs")[0]
+    versions = Select(pick.find_element(By.XPATH, "..").find_element(By.CSS_SELECTOR, "select.ref"))
+    assert [o.text for o in versions.options] == ["3", "1"]
 
 
 def test_merge_job_from_the_form_publishes_a_merged_version_with_lineage(browser, hub, registered, worker, tmp_path):

@@ -273,9 +273,10 @@ async function viewNewJob(root) {
     return label + `<input id="${id}" data-param="${esc(name)}" data-kind="text" value="${esc(def ?? "")}">`;
   }
 
-  // An input's version is picked from the versions it has (newest first) and its tags.
+  // An input's version is picked from the versions it has (newest first, yanked ones left out) and its tags.
   function versionPick(a) {
-    const numbers = Array.from({ length: a.latest || 0 }, (_, i) => String((a.latest || 0) - i));
+    const numbers = Array.from({ length: a.latest || 0 }, (_, i) => (a.latest || 0) - i)
+      .filter(n => !(a.yanked || []).includes(n)).map(String);
     return `<select class="ref">${numbers.concat(Object.keys(a.tags || {})).map(v => `<option>${esc(v)}</option>`).join("")
       || "<option>latest</option>"}</select>`;
   }
