@@ -56,32 +56,40 @@ def combine(reports: list[dict], stamp: str | None = None) -> dict:
            "status": "done" if all(d["status"] == "done" for d in reports) else "incomplete",
            "config": {**first["config"], "tasks": [t for d in reports for t in (d["config"].get("tasks") or [])]
                       or None, "combined_from": [d["stamp"] for d in reports]},
-           "inputs": [i for d in reports for i in d["inputs"]], "tables": [], "details": [], "goals": [],
+           "inputs": [i for d in reports for i in d["inputs"]],
+           "tables": _tables([t for d in reports for t in d["tables"]]),
+           "details": _details([b for d in reports for b in d["details"]]),
            "costs": {f"{k} ({d['stamp']})": v for d in reports for k, v in d["costs"].items()},
            "notes": [f"combined from {len(reports)} runs, each on some of the tasks: "
                      + ", ".join(f"{d['stamp']} ({', '.join(_tasks(d))}; {d['status']})" for d in reports)]
                     + [f"{d['stamp']}: {n}" for d in reports for n in d["notes"]],
            "wall_s": round(sum(d.get("wall_s", 0) for d in reports), 1)}
-    for key in ("tables", "details"):
-        by_title: dict[str, dict] = {}
-        for d in reports:
-            for block in d[key]:
-                merged = by_title.setdefault(block["title"], {**block, **(
-                    {"columns": [], "rows": []} if key == "tables" else {"columns": {}})})
-                if key == "details":
-                    merged["columns"].update(block["columns"])
-                    continue
-                merged["columns"] += [c for c in block["columns"] if c not in merged["columns"]]
-                rows = {r["system"]: r for r in merged["rows"]}
-                for row in block["rows"]:
-                    if row["system"] in rows:
-                        rows[row["system"]]["scores"].update(row["scores"])
-                    else:
-                        merged["rows"].append({**row, "scores": dict(row["scores"])})
-        out[key] = list(by_title.values())
     per_task = [g for d in reports for g in d["goals"] if g["task"] is not None]
     out["goals"] = per_task + [transfer.tasks_goal(per_task, len(seen))]
     return out
+
+
+def _tables(tables: list[dict]) -> list[dict]:
+    """Tables with the same title become one: the task columns side by side, each system's scores joined."""
+    by_title: dict[str, dict] = {}
+    for table in tables:
+        merged = by_title.setdefault(table["title"], {**table, "columns": [], "rows": []})
+        merged["columns"] += [c for c in table["columns"] if c not in merged["columns"]]
+        rows = {r["system"]: r for r in merged["rows"]}
+        for row in table["rows"]:
+            if row["system"] in rows:
+                rows[row["system"]]["scores"].update(row["scores"])
+            else:
+                merged["rows"].append({**row, "scores": dict(row["scores"])})
+    return list(by_title.values())
+
+
+def _details(blocks: list[dict]) -> list[dict]:
+    """Detail blocks with the same title become one, their per-task columns side by side."""
+    by_title: dict[str, dict] = {}
+    for block in blocks:
+        by_title.setdefault(block["title"], {**block, "columns": {}})["columns"].update(block["columns"])
+    return list(by_title.values())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ _TASKS = ["boolean_expressions", "word_sorting", "two_step_arithmetic", "object_
 # The first three are forgotten one per request, so each must be known on held-out inputs before (issue 24: test
 # exact match >= 0.5); the 2026-12-07 run's object_counting (0.43) and packed-letter caesar_shift (0.00) were not.
 _UNLEARN_TASKS = ["caesar_shift", "add_constant", "word_sorting", "boolean_expressions"]
+_GATES = ["auto", "off", "paper"]  # paper: the floored, uncalibrated gate (the ablation)
 _MERGES = {  # name -> merge params (without inputs); "fit" = fit on each input's train split (a few examples)
     "lego_k8": {"method": "lego", "rank": 8},
     "linear": {"method": "linear"},
@@ -88,8 +89,7 @@ SCALES = {
                   "kit": {"seeds": 5, "steps": 100, "max_new_tokens": 48},
                   "job": {"synthetic_size": 128, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 200}},
         unlearn={"tasks": _UNLEARN_TASKS, "requests": 3,
-                 "gates": ["auto", "off", "paper"],  # paper: the floored, uncalibrated gate (the ablation)
-                 "job": {"steps": 80, "detector_steps": 100}},
+                 "gates": _GATES, "job": {"steps": 80, "detector_steps": 100}},
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
         generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
                                "caesar_shift": {"members": [1, 2, 3, 4, 5], "held_out": [2, 4]}},
@@ -101,7 +101,7 @@ SCALES = {
                   "kit": {"seeds": 5, "steps": 200, "max_new_tokens": 48},
                   "job": {"synthetic_size": 256, "max_new_tokens": 48, "label_max_new_tokens": 32, "steps": 400}},
         unlearn={"tasks": _UNLEARN_TASKS, "requests": 3,
-                 "gates": ["auto", "off", "paper"], "job": {"steps": 120, "detector_steps": 200}},
+                 "gates": _GATES, "job": {"steps": 120, "detector_steps": 200}},
         merge={"tasks": _TASKS[:4], "merges": _MERGES},
         generate={"families": {"add_constant": {"members": list(range(1, 10)), "held_out": [3, 5, 7]},
                                "caesar_shift": {"members": [1, 2, 3, 4, 5], "held_out": [2, 4]}},
