@@ -6,9 +6,10 @@ every member's LoRA converged with checkpoints along its run (its trajectory); a
 text generator trained on the seen members; adapters generated for every held-out member and for a few seen ones
 (hidden s=1, hidden best-of-N by likelihood on the member's examples, text s=1), and three baselines for each
 held-out member: the nearest seen member's adapter, the weight average of its two seen neighbours, and a subspace
-fit (a fitted linear merge of the seen members on the member's examples). Goals: held-out generated (best-of-N)
->= 90 % of trained and >= each baseline; seen generated >= 95 % of trained; text-conditioned seen >= 95 % of
-trained; generator <= 5 % of the bytes of the checkpoints it learned from.
+fit (a fitted linear merge of the seen members on the member's examples); as a diagnostic, the mean of the two
+neighbours' weight updates (is the member between them where the model computes?). Goals: held-out generated
+(best-of-N) >= 90 % of trained and >= each baseline; seen generated >= 95 % of trained; text-conditioned seen
+>= 95 % of trained; generator <= 5 % of the bytes of the checkpoints it learned from.
 """
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ SEEN_GOALS = [
          lambda m: m[GENERATED] - 0.95 * m["trained"]),
     Goal("seen: text-conditioned >= 95 % of trained", ("text s1", "trained"), lambda m: m["text s1"] - 0.95 * m["trained"]),
 ]
+DELTA_AVERAGE = "neighbour average of updates"  # a diagnostic, not a goal's baseline
 SYSTEMS = ["base alone", "trained", "hidden s1", GENERATED, "text s1", "nearest seen", "neighbour average",
-           "subspace fit"]
+           DELTA_AVERAGE, "subspace fit"]
 
 
 def run(r: Run) -> None:
@@ -78,7 +80,11 @@ def _family(r: Run, family: str, members: list[int], held_out: list[int], seen_g
         generators[condition] = job["results"][0]
         report = r.svc.version("generators", generators[condition])["metrics"].get("generator", {})
         detail.update({k: report.get(k) for k in ("size_ratio", "generator_bytes", "checkpoint_bytes",
-                                                  "parameters", "checkpoints_used")})
+                                                  "parameters", "checkpoints_used", "basis_explained",
+                                                  "final_recon_posterior_mean")})
+        # measured before training (issue 22): can the seen members' conditions tell them apart, in k's order?
+        separability = report.get("conditions") or {}
+        detail.update({f"condition {k}": separability.get(k) for k in ("spread", "nearest", "pc1_spearman")})
         for row in report.get("member_fidelity") or []:  # seen members: the decode of each one's own condition
             member = row["member"].split("/")[-1].split("@")[0]
             details.setdefault(f"{family} fidelity {condition}", {})[member] = {
@@ -120,11 +126,13 @@ def _baselines(r: Run, k: int, seen: list[int], adapters: dict, tasks: dict, put
     below, above = [s for s in seen if s < k], [s for s in seen if s > k]
     if below and above:
         pair = [adapters[max(below)], adapters[min(above)]]
-        job = r.svc.job({"kind": "merge", "inputs": pair, "output": f"q/{task.name}-neighbours",
-                         "params": {"method": "linear", "weights": [0.5, 0.5]}}, label=f"neighbour average {task.name}")
-        if job["state"] == "succeeded":
-            put(k, "neighbour average", r.correct(task, version=job["results"][0],
-                                                  label=f"neighbour average on {task.name}"))
+        # linear: the mean of the LoRA factors, a point of the span a generator decodes into; cat: the mean of the
+        # weight updates (rank 2r), whether the member lies between its neighbours where the model computes
+        for system, method, suffix in (("neighbour average", "linear", ""), (DELTA_AVERAGE, "cat", "-deltas")):
+            job = r.svc.job({"kind": "merge", "inputs": pair, "output": f"q/{task.name}-neighbours{suffix}",
+                             "params": {"method": method, "weights": [0.5, 0.5]}}, label=f"{system} {task.name}")
+            if job["state"] == "succeeded":
+                put(k, system, r.correct(task, version=job["results"][0], label=f"{system} on {task.name}"))
     fit = {"method": "linear", **r.scale.generate.get("subspace_fit", {}), **r.overrides.get("merge", {})}
     examples = r.split(task, "train")
     try:
@@ -143,7 +151,8 @@ def _tables(r: Run, family, members, held_out, tasks, scores, details) -> None:
                    [{"system": system, "scores": {n: accuracy(scores[n][system]) if system in scores[n] else None
                                                   for n in names}} for system in SYSTEMS],
                    note=f"hidden s1 / {GENERATED}: hidden-state condition, one sample / best of N by likelihood on "
-                        "the member's examples; text s1: the description; baselines only for held-out members.")
+                        "the member's examples; text s1: the description; baselines only for held-out members "
+                        f"({DELTA_AVERAGE}: the mean of the two neighbours' weight updates, a diagnostic).")
     generators = {c: details[f"{family} {c}"] for c in ("hidden_state", "text") if f"{family} {c}" in details}
     r.report.details(f"{family}: generators (size_ratio = generator bytes / checkpoint bytes)", generators)
     for condition in ("hidden_state", "text"):
