@@ -13,6 +13,8 @@ neighbours' weight updates (is the member between them where the model computes?
 """
 from __future__ import annotations
 
+import math
+
 from bench.quality.protocol import Run
 from bench.quality.stats import Goal, accuracy, check, fixed
 from bench.quality.tasks import builtin
@@ -80,7 +82,8 @@ def _family(r: Run, family: str, members: list[int], held_out: list[int], seen_g
         generators[condition] = job["results"][0]
         report = r.svc.version("generators", generators[condition])["metrics"].get("generator", {})
         detail.update({k: report.get(k) for k in ("size_ratio", "generator_bytes", "checkpoint_bytes",
-                                                  "parameters", "checkpoints_used", "basis_explained",
+                                                  "parameters", "checkpoints_used", "basis_directions",
+                                                  "basis_explained",
                                                   "final_recon_posterior_mean")})
         # measured before training (issue 22): can the seen members' conditions tell them apart, in k's order?
         separability = report.get("conditions") or {}
@@ -111,6 +114,7 @@ def _family(r: Run, family: str, members: list[int], held_out: list[int], seen_g
         if k in held_out:
             _baselines(r, k, seen, adapters, tasks, put)
     _tables(r, family, members, held_out, tasks, scores, details)
+    _why_notes(r, family, held_out, tasks, scores, details.get(f"{family} hidden_state", {}))
     goals += [g for goal in HELD_OUT_GOALS for g in check(goal, {tasks[k].name: scores[tasks[k].name]
                                                               for k in held_out})]
     goals += [g for goal in SEEN_GOALS for g in check(goal, {tasks[k].name: scores[tasks[k].name]
@@ -143,6 +147,31 @@ def _baselines(r: Run, k: int, seen: list[int], adapters: dict, tasks: dict, put
         return
     if job["state"] == "succeeded":
         put(k, "subspace fit", r.correct(task, version=job["results"][0], label=f"subspace fit on {task.name}"))
+
+
+def _why_notes(r: Run, family: str, held_out: list[int], tasks: dict, scores: dict, generator: dict) -> None:
+    """The two measurements that bound this family's goals whatever the generator learns: how well the best mix of
+    seen members tried scores on each held-out one (a basis generator decodes into the span of the seen members'
+    checkpoints), and what its size share is made of."""
+    rows = []
+    for k in held_out:
+        got = scores[tasks[k].name]
+        mixes = {n: accuracy(got[n])["value"] for n in ("neighbour average", DELTA_AVERAGE, "subspace fit") if n in got}
+        if mixes and "trained" in got:
+            best = max(mixes, key=mixes.get)
+            rows.append(f"k={k} {best} {mixes[best]:.3f} (trained {accuracy(got['trained'])['value']:.3f})")
+    if rows:
+        r.report.note(f"{family}: the best mix of seen members tried on each held-out member: " + "; ".join(rows)
+                      + ". A generated adapter is a point of the seen members' span, so these bound what it can "
+                      "reach unless its decoder leaves that span.")
+    directions, used = generator.get("basis_directions"), generator.get("checkpoints_used")
+    if directions and used and generator.get("size_ratio") is not None:
+        r.report.note(f"{family}: the generator stores the mean checkpoint (float32) and {directions} basis "
+                      f"directions (float16) of the adapter's length against {used} float32 checkpoints, so its "
+                      f"share is about (2 + {directions}) / (2 x {used}) = {(2 + directions) / (2 * used):.1%} "
+                      f"(measured {generator['size_ratio']:.1%}) whatever it learns: 5 % needs "
+                      f"{math.ceil((2 + directions) / 0.1)} kept checkpoints (more per trajectory) or fewer "
+                      "directions.")
 
 
 def _tables(r: Run, family, members, held_out, tasks, scores, details) -> None:
