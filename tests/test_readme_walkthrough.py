@@ -52,7 +52,7 @@ def test_the_readme_walkthrough_runs_as_written_on_a_fresh_hub(tmp_path):
 
             # what the steps say they make, made: O3 wrote version 2 of team/bool, the generator a new adapter
             assert len(versions("bool")) == 2
-            for name in ("sentiment", "sort", "both", "bool-kit", "bool-qwen", "shift-5"):
+            for name in ("sentiment", "sort", "both", "bool-kit", "bool-qwen", "shift-2-gen"):
                 assert versions(name), name
             assert versions("forget-set", "datasets") and versions("shift-gen", "generators")
             assert c.get("/api/v1/adapters/team/bool/versions/stable").json()["number"] == 1
