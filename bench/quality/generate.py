@@ -81,9 +81,8 @@ def _family(r: Run, family: str, members: list[int], held_out: list[int], seen_g
             continue
         generators[condition] = job["results"][0]
         report = r.svc.version("generators", generators[condition])["metrics"].get("generator", {})
-        detail.update({k: report.get(k) for k in ("size_ratio", "generator_bytes", "checkpoint_bytes",
-                                                  "parameters", "checkpoints_used", "basis_directions",
-                                                  "basis_explained",
+        detail.update({k: report.get(k) for k in ("size_ratio", "generator_bytes", "checkpoint_bytes", "parameters",
+                                                  "checkpoints_used", "basis_directions", "basis_explained",
                                                   "final_recon_posterior_mean")})
         # measured before training (issue 22): can the seen members' conditions tell them apart, in k's order?
         separability = report.get("conditions") or {}
@@ -156,10 +155,11 @@ def _why_notes(r: Run, family: str, held_out: list[int], tasks: dict, scores: di
     rows = []
     for k in held_out:
         got = scores[tasks[k].name]
-        mixes = {n: accuracy(got[n])["value"] for n in ("neighbour average", DELTA_AVERAGE, "subspace fit") if n in got}
-        if mixes and "trained" in got:
+        means = {n: sum(c) / len(c) for n, c in got.items()}  # the values the table shows, without re-bootstrapping
+        mixes = {n: means[n] for n in ("neighbour average", DELTA_AVERAGE, "subspace fit") if n in means}
+        if mixes and "trained" in means:
             best = max(mixes, key=mixes.get)
-            rows.append(f"k={k} {best} {mixes[best]:.3f} (trained {accuracy(got['trained'])['value']:.3f})")
+            rows.append(f"k={k} {best} {mixes[best]:.3f} (trained {means['trained']:.3f})")
     if rows:
         r.report.note(f"{family}: the best mix of seen members tried on each held-out member: " + "; ".join(rows)
                       + ". A generated adapter is a point of the seen members' span, so these bound what it can "
